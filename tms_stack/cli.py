@@ -1,0 +1,92 @@
+"""The `tms` command. Thin: each command group lives in its own `cli_*.py` module."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from datetime import datetime, timezone
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="GitOps for NVIDIA Triton fleets: leases, pools and policies as YAML in git.")
+
+
+@app.callback()
+def _root() -> None:
+    """GitOps for NVIDIA Triton fleets: leases, pools and policies as YAML in git."""
+
+
+class Format(str, Enum):
+    text = "text"
+    github = "github"
+    json = "json"
+
+
+def parse_now(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    try:
+        ts = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a time: use ISO 8601 UTC, e.g. 2026-12-01T18:00:00Z") from None
+    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+
+
+def _repo_root(paths: list[Path]) -> tuple[Path, list[str]]:
+    """`tms check [PATHS]`: a repository root, or files/folders inside the current repository."""
+    if len(paths) == 1 and paths[0].is_dir() and any((paths[0] / d).is_dir() for d in ("leases", "pools", "policies")):
+        return paths[0], []
+    root = Path.cwd()
+    only = []
+    for p in paths:
+        if not p.exists():
+            raise typer.BadParameter(f"{p}: no such file or folder")
+        try:
+            only.append(p.resolve().relative_to(root.resolve()).as_posix())
+        except ValueError:
+            raise typer.BadParameter(f"{p} is outside the repository {root}") from None
+    return root, only
+
+
+@app.command()
+def check(
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="repository root, or files/folders to report on")] = None,
+    format: Annotated[Format, typer.Option("--format", "-f", help="text | github | json")] = Format.text,
+    now: Annotated[Optional[str], typer.Option(help="evaluate expiry at this UTC time (default: now)")] = None,
+) -> None:
+    """Validate every lease, pool and policy. Exit 0 clean, 1 violations, 2 unreadable input."""
+    from tms_stack.check import FORMATTERS, run_check
+
+    root, only = _repo_root(paths or [Path.cwd()])
+    progress = None
+    if format is Format.text and sys.stderr.isatty():
+        def progress(done: int, total: int) -> None:
+            if total >= 1000:
+                print(f"\rloading {done}/{total} files", end="" if done < total else "\n", file=sys.stderr)
+    result = run_check(root, parse_now(now), only, progress)
+    typer.echo(FORMATTERS[format.value](result))
+    raise typer.Exit(result.exit_code)
+
+
+# Command groups owned by other modules register themselves when present.
+for _module in ("cli_render", "cli_pool", "cli_lease", "cli_lifecycle", "cli_agent"):
+    try:
+        _mod = importlib.import_module(f"tms_stack.{_module}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"tms_stack.{_module}":
+            raise
+        continue
+    _mod.register(app)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+"""Reads a repository tree (leases/, pools/, policies/) into typed models with positions.
+
+Loading never raises for bad user input: unreadable files (broken YAML, unknown kind) and
+schema errors become diagnostics, so `tms check` reports every problem in one run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from tms_stack.diagnostics import Diagnostic, UnreadableInput
+from tms_stack.models import KINDS, Allowlist, Lease, Limits, Pool, Repositories
+from tms_stack.models.common import Metadata
+from tms_stack.yamlio import Document, parse_file
+
+LOCK_FILE = "placement.lock.yaml"
+DIR_KINDS = {"leases": ("Lease",), "pools": ("Pool",), "policies": ("Limits", "Allowlist", "Repositories")}
+
+
+@dataclass
+class Loaded:
+    """One file that parsed and validated."""
+
+    file: str
+    doc: Document
+    model: BaseModel
+
+
+@dataclass
+class Repository:
+    root: Path
+    leases: dict[str, Loaded] = field(default_factory=dict)
+    pools: dict[str, Loaded] = field(default_factory=dict)
+    limits: Limits = field(default_factory=lambda: Limits(apiVersion="tms-stack/v1", kind="Limits",
+                                                           metadata=Metadata(name="defaults")))
+    allowlist: Allowlist = field(default_factory=lambda: Allowlist(apiVersion="tms-stack/v1", kind="Allowlist",
+                                                                   metadata=Metadata(name="defaults")))
+    repositories: Repositories = field(default_factory=lambda: Repositories(
+        apiVersion="tms-stack/v1", kind="Repositories", metadata=Metadata(name="defaults")))
+    policy_files: dict[str, Loaded] = field(default_factory=dict)  # kind -> file
+    unreadable: list[Diagnostic] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    invalid_leases: set[str] = field(default_factory=set)  # stems of lease files that failed schema
+
+    def lease(self, name: str) -> Lease:
+        return self.leases[name].model  # type: ignore[return-value]
+
+    def pool(self, name: str) -> Pool:
+        return self.pools[name].model  # type: ignore[return-value]
+
+    def all_leases(self) -> list[Lease]:
+        return [entry.model for entry in self.leases.values()]  # type: ignore[misc]
+
+    def all_pools(self) -> list[Pool]:
+        return [entry.model for entry in self.pools.values()]  # type: ignore[misc]
+
+
+def error_position(doc: Document, loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], bool]:
+    """Map a pydantic `loc` onto the document: (path that exists, whether the last key is missing).
+
+    Union members and validator tags appear in `loc` but not in the data; they are skipped.
+    """
+    node = doc.data
+    path: list[Any] = []
+    segments = list(loc)
+    for i, seg in enumerate(segments):
+        if isinstance(node, dict) and isinstance(seg, str) and seg in node:
+            node = node[seg]
+            path.append(seg)
+        elif isinstance(node, list) and isinstance(seg, int) and 0 <= seg < len(node):
+            node = node[seg]
+            path.append(seg)
+        elif isinstance(node, dict) and isinstance(seg, str) and i == len(segments) - 1:
+            return tuple(path), True
+        else:
+            continue
+    return tuple(path), False
+
+
+def _pydantic_message(err: dict[str, Any], doc: Document, path: tuple[Any, ...]) -> str:
+    kind = err["type"]
+    field_name = ".".join(str(p) for p in path) or "document"
+    if kind == "missing":
+        return f"{'.'.join(str(p) for p in err['loc'])}: required field is missing"
+    if kind == "extra_forbidden":
+        parent = path[:-1]
+        return f"{field_name}: unknown key {path[-1]!r} (allowed: see the file format in the user guide)"
+    if kind == "literal_error":
+        return f"{field_name}: {err['msg'].replace('Input should be', 'must be')}"
+    msg = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    msg = msg.replace("Input should be", "must be")
+    return f"{field_name}: {msg}"
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
+    """The keys a model accepts at `loc`, for 'unknown key' messages."""
+    current: Any = model
+    for seg in loc[:-1]:
+        if isinstance(seg, int):
+            continue
+        fields = getattr(current, "model_fields", None)
+        if not fields or seg not in fields:
+            return None
+        current = _model_of(fields[seg].annotation)
+        if current is None:
+            return None
+    fields = getattr(current, "model_fields", None)
+    return list(fields) if fields else None
+
+
+def _model_of(annotation: Any) -> Any:
+    from typing import get_args
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def validation_diagnostics(file: str, doc: Document, model: type[BaseModel], exc: ValidationError) -> list[Diagnostic]:
+    out: dict[tuple[int, int, str], Diagnostic] = {}
+    rule = f"{model.__name__.lower()}.schema"
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        path, missing = error_position(doc, loc)
+        if err["type"] == "extra_forbidden":
+            pos = doc.key_pos(path)
+            allowed = _allowed_keys(model, loc)
+            where = ".".join(str(p) for p in path[:-1]) or "top level"
+            msg = f"unknown key {path[-1]!r} in {where}"
+            if allowed:
+                msg += f": allowed keys are {', '.join(allowed)}"
+        else:
+            pos = doc.key_pos(path) if missing or err["type"] == "missing" else doc.pos(path)
+            msg = _pydantic_message(err, doc, path)
+        diag = Diagnostic(file, pos.line, pos.col, rule, msg)
+        out.setdefault((pos.line, pos.col, msg), diag)
+    # A union reports once per member; keep the most specific message per position.
+    by_pos: dict[tuple[int, int], list[Diagnostic]] = {}
+    for d in out.values():
+        by_pos.setdefault((d.line, d.col), []).append(d)
+    result = []
+    for diags in by_pos.values():
+        value_errors = [d for d in diags if "is not" in d.message or "must satisfy" in d.message]
+        result.extend(value_errors[:1] if value_errors else diags[:1])
+    return sorted(result)
+
+
+def _yaml_files(folder: Path) -> Iterable[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def load_file(path: Path, display: str, allowed_kinds: tuple[str, ...]) -> tuple[Loaded | None, list[Diagnostic], list[Diagnostic]]:
+    """(loaded, unreadable, invalid) for one file."""
+    try:
+        doc = parse_file(path, display)
+    except UnreadableInput as exc:
+        return None, exc.diagnostics, []
+    data = doc.data
+    if not isinstance(data, dict):
+        return None, [Diagnostic(display, 1, 1, "yaml", "expected a YAML mapping with apiVersion and kind")], []
+    kind = data.get("kind")
+    if kind not in KINDS:
+        pos = doc.pos(("kind",)) if "kind" in data else doc.pos(())
+        what = f"unknown kind {kind!r}" if "kind" in data else "missing kind"
+        return None, [Diagnostic(display, pos.line, pos.col, "kind",
+                                 f"{what}: allowed here: {', '.join(allowed_kinds)}")], []
+    if kind not in allowed_kinds:
+        pos = doc.pos(("kind",))
+        return None, [Diagnostic(display, pos.line, pos.col, "kind",
+                                 f"a {kind} does not belong here: this folder holds {', '.join(allowed_kinds)}")], []
+    model_cls = KINDS[kind]
+    try:
+        model = model_cls.model_validate(data)
+    except ValidationError as exc:
+        return None, [], validation_diagnostics(display, doc, model_cls, exc)
+    return Loaded(display, doc, model), [], []
+
+
+def load_repository(root: Path, progress: Callable[[int, int], None] | None = None) -> Repository:
+    root = Path(root)
+    repo = Repository(root=root)
+    files: list[tuple[str, Path]] = []
+    for folder in DIR_KINDS:
+        for path in _yaml_files(root / folder):
+            if folder == "pools" and path.name == LOCK_FILE:
+                continue
+            files.append((folder, path))
+    for i, (folder, path) in enumerate(files):
+        display = path.relative_to(root).as_posix()
+        loaded, unreadable, invalid = load_file(path, display, DIR_KINDS[folder])
+        repo.unreadable.extend(unreadable)
+        repo.diagnostics.extend(invalid)
+        if folder == "leases" and loaded is None:
+            repo.invalid_leases.add(path.stem)
+        if progress and (i % 500 == 0 or i == len(files) - 1):
+            progress(i + 1, len(files))
+        if loaded is None:
+            continue
+        model = loaded.model
+        if isinstance(model, Lease):
+            repo.leases[path.stem] = loaded
+        elif isinstance(model, Pool):
+            repo.pools[path.stem] = loaded
+        else:
+            kind = type(model).__name__
+            if kind in repo.policy_files:
+                first = repo.policy_files[kind].file
+                pos = loaded.doc.pos(("kind",))
+                repo.diagnostics.append(Diagnostic(display, pos.line, pos.col, "policy.duplicate",
+                                                   f"a second {kind} policy: {first} already defines it; merge them"))
+                continue
+            repo.policy_files[kind] = loaded
+            if isinstance(model, Limits):
+                repo.limits = model
+            elif isinstance(model, Allowlist):
+                repo.allowlist = model
+            elif isinstance(model, Repositories):
+                repo.repositories = model
+    return repo

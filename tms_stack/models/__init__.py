@@ -1,0 +1,9 @@
+"""Typed models of every file kind."""
+
+from tms_stack.models.lease import Lease
+from tms_stack.models.policies import Allowlist, Limits, Repositories
+from tms_stack.models.pool import Pool
+
+KINDS = {"Lease": Lease, "Pool": Pool, "Limits": Limits, "Allowlist": Allowlist, "Repositories": Repositories}
+
+__all__ = ["KINDS", "Allowlist", "Lease", "Limits", "Pool", "Repositories"]

@@ -1,0 +1,303 @@
+"""Admin policy, the TMS `values.yaml` split by concern: Limits, Allowlist, Repositories.
+
+Defaults are TMS 1.4's Helm defaults unless a comment says otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, model_validator
+
+from tms_stack.models.common import (
+    ApiVersion,
+    Cpu,
+    Duration,
+    Gpu,
+    Memory,
+    Metadata,
+    OwnerName,
+    QueueTime,
+    RepoSize,
+    RepositoryName,
+    Strict,
+    WholeNumber,
+)
+
+
+# ---- Limits ---------------------------------------------------------------------------
+
+class ResourceValues(Strict):
+    cpu: Cpu
+    gpu: Gpu
+    systemMemory: Memory
+    sharedMemory: Memory
+    repositorySize: RepoSize
+
+
+def _default_resources() -> ResourceValues:
+    return ResourceValues(cpu="2", gpu=1, systemMemory="4Gi", sharedMemory="256Mi", repositorySize="2Gi")
+
+
+def _min_resources() -> ResourceValues:
+    return ResourceValues(cpu="1", gpu=0, systemMemory="256Mi", sharedMemory="32Mi", repositorySize="256Mi")
+
+
+def _max_resources() -> ResourceValues:
+    return ResourceValues(cpu="16", gpu=4, systemMemory="32Gi", sharedMemory="2Gi", repositorySize="100Gi")
+
+
+class ResourceLimits(Strict):
+    default: ResourceValues = Field(default_factory=_default_resources)
+    minimum: ResourceValues = Field(default_factory=_min_resources)
+    maximum: ResourceValues = Field(default_factory=_max_resources)
+
+
+class TritonLimits(Strict):
+    resources: ResourceLimits = Field(default_factory=ResourceLimits)
+    # TMS `triton.enableRestrictedAccess`: only the agent may call the model-repository API.
+    enableRestrictedAccess: bool = True
+
+
+class DurationLimit(Strict):
+    default: Duration
+    maximum: Duration
+
+
+class LeaseLimits(Strict):
+    duration: DurationLimit = Field(default_factory=lambda: DurationLimit(default="8h", maximum="30d"))
+
+
+class AutoRenewLimits(Strict):
+    enabled: bool = True
+    window: DurationLimit = Field(default_factory=lambda: DurationLimit(default="5m", maximum="5m"))
+    # Ours: TMS renewed by the lease's renewal duration with no admin bound.
+    renewalDuration: DurationLimit = Field(default_factory=lambda: DurationLimit(default="8h", maximum="7d"))
+
+
+class ReplicaDefaults(Strict):
+    minimum: WholeNumber = Field(default=1, ge=0)
+    maximum: WholeNumber = Field(default=5, ge=1)
+
+
+class ReplicaLimits(Strict):
+    minimum: WholeNumber = Field(default=1, ge=0)
+    maximumIdle: WholeNumber = Field(default=1, ge=0)
+    maximum: WholeNumber = Field(default=10, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ReplicaLimits:
+        if not self.minimum <= self.maximumIdle <= self.maximum:
+            raise ValueError(
+                "replica limits must satisfy minimum <= maximumIdle <= maximum "
+                f"(got {self.minimum} <= {self.maximumIdle} <= {self.maximum})"
+            )
+        return self
+
+
+class Replicas(Strict):
+    default: ReplicaDefaults = Field(default_factory=ReplicaDefaults)
+    limits: ReplicaLimits = Field(default_factory=ReplicaLimits)
+
+    @model_validator(mode="after")
+    def _defaults_within(self) -> Replicas:
+        d, lim = self.default, self.limits
+        if not lim.minimum <= d.minimum <= lim.maximumIdle:
+            raise ValueError(
+                f"default minimum replicas {d.minimum} must be within limits.minimum {lim.minimum} "
+                f"and limits.maximumIdle {lim.maximumIdle}"
+            )
+        if not max(d.minimum, 1) <= d.maximum <= lim.maximum:
+            raise ValueError(
+                f"default maximum replicas {d.maximum} must be within default minimum and limits.maximum {lim.maximum}"
+            )
+        return self
+
+
+class Threshold(Strict):
+    default: int
+    minimum: int
+    maximum: int  # queueTime: 0 or negative means no upper limit (TMS)
+
+
+class PercentMetricPolicy(Strict):
+    allowed: bool = False
+    enabled: bool = False
+    threshold: Threshold = Field(default_factory=lambda: Threshold(default=90, minimum=50, maximum=100))
+
+    @model_validator(mode="after")
+    def _range(self) -> PercentMetricPolicy:
+        t = self.threshold
+        if not (0 < t.minimum <= t.default <= t.maximum <= 100):
+            raise ValueError(
+                "percentage thresholds must satisfy 0 < minimum <= default <= maximum <= 100 "
+                f"(got {t.minimum}, {t.default}, {t.maximum})"
+            )
+        if self.enabled and not self.allowed:
+            raise ValueError("a metric enabled by default must also be allowed")
+        return self
+
+
+class QueueThreshold(Strict):
+    default: QueueTime = 10000
+    minimum: QueueTime = 10000
+    maximum: QueueTime = 0
+
+
+class QueueTimePolicy(Strict):
+    allowed: bool = False
+    enabled: bool = False
+    threshold: QueueThreshold = Field(default_factory=QueueThreshold)
+
+    @model_validator(mode="after")
+    def _range(self) -> QueueTimePolicy:
+        from tms_stack.units import parse_queue_time_us
+
+        lo = parse_queue_time_us(self.threshold.minimum)
+        default = parse_queue_time_us(self.threshold.default)
+        hi = parse_queue_time_us(self.threshold.maximum)
+        if lo <= 0 or default < lo or (hi > 0 and default > hi):
+            raise ValueError(
+                "queue-time thresholds must satisfy 0 < minimum <= default <= maximum (maximum <= 0: no limit)"
+            )
+        if self.enabled and not self.allowed:
+            raise ValueError("a metric enabled by default must also be allowed")
+        return self
+
+
+def _qtp_default() -> PercentMetricPolicy:
+    return PercentMetricPolicy(threshold=Threshold(default=50, minimum=1, maximum=100))
+
+
+class MetricPolicies(Strict):
+    cpuUtilization: PercentMetricPolicy = Field(default_factory=PercentMetricPolicy)
+    gpuUtilization: PercentMetricPolicy = Field(default_factory=PercentMetricPolicy)
+    queueTime: QueueTimePolicy = Field(default_factory=QueueTimePolicy)
+    queueTimePercentage: PercentMetricPolicy = Field(default_factory=_qtp_default)
+
+
+METRIC_NAMES = ("cpuUtilization", "gpuUtilization", "queueTime", "queueTimePercentage")
+
+
+class AutoscalingLimits(Strict):
+    enabled: bool = False
+    replicas: Replicas = Field(default_factory=Replicas)
+    metrics: MetricPolicies = Field(default_factory=MetricPolicies)
+
+    @model_validator(mode="after")
+    def _one_metric(self) -> AutoscalingLimits:
+        if self.enabled and not any(getattr(self.metrics, m).allowed for m in METRIC_NAMES):
+            raise ValueError("autoscaling is enabled but no metric is allowed: allow at least one (TMS rule)")
+        return self
+
+
+class QuotaRange(Strict):
+    minimum: WholeNumber = Field(default=1, ge=1)
+    maximum: WholeNumber = Field(default=1000, ge=1)
+
+
+class PoolLimits(Strict):
+    enabled: bool = False
+    instanceQuota: QuotaRange = Field(default_factory=QuotaRange)
+    maxInstances: WholeNumber = Field(default=32, ge=1)
+
+
+class Budget(Strict):
+    gpus: WholeNumber | None = Field(default=None, ge=0)
+    leases: WholeNumber | None = Field(default=None, ge=0)
+
+
+class Budgets(Strict):
+    default: Budget = Field(default_factory=Budget)
+    owners: dict[OwnerName, Budget] = Field(default_factory=dict)
+
+    def for_owner(self, owner: str) -> Budget:
+        return self.owners.get(owner, self.default)
+
+
+class LimitsSpec(Strict):
+    triton: TritonLimits = Field(default_factory=TritonLimits)
+    leases: LeaseLimits = Field(default_factory=LeaseLimits)
+    autoRenew: AutoRenewLimits = Field(default_factory=AutoRenewLimits)
+    autoscaling: AutoscalingLimits = Field(default_factory=AutoscalingLimits)
+    pools: PoolLimits = Field(default_factory=PoolLimits)
+    budgets: Budgets = Field(default_factory=Budgets)
+
+
+class Limits(Strict):
+    apiVersion: ApiVersion
+    kind: Literal["Limits"]
+    metadata: Metadata
+    spec: LimitsSpec = Field(default_factory=LimitsSpec)
+
+
+# ---- Allowlist ------------------------------------------------------------------------
+
+IMAGE_REF = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$")
+
+
+def _image(value: str) -> str:
+    if not IMAGE_REF.match(value) or len(value) > 512:
+        raise ValueError(f"{value!r} is not a container image reference (e.g. nvcr.io/nvidia/tritonserver:24.08-py3)")
+    return value
+
+
+Image = Annotated[str, AfterValidator(_image)]
+
+
+class AllowlistSpec(Strict):
+    default: Image | None = None  # image used when a lease or pool names none
+    images: list[Image] = Field(default_factory=list)
+
+
+class Allowlist(Strict):
+    apiVersion: ApiVersion
+    kind: Literal["Allowlist"]
+    metadata: Metadata
+    spec: AllowlistSpec = Field(default_factory=AllowlistSpec)
+
+
+# ---- Repositories ---------------------------------------------------------------------
+
+class S3Repository(Strict):
+    repositoryName: RepositoryName
+    bucketName: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
+    awsRegion: Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")] | None = None
+    endpoint: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$")] | None = None
+    accessKey: str | None = None    # name of a Kubernetes Secret (key `value`)
+    secretKey: str | None = None    # name of a Kubernetes Secret (key `value`)
+    role: str | None = None         # IAM role ARN for the pod's ServiceAccount
+
+    @model_validator(mode="after")
+    def _where(self) -> S3Repository:
+        if not self.awsRegion and not self.endpoint:
+            raise ValueError("an s3 repository needs endpoint or awsRegion (endpoint wins when both are set)")
+        if bool(self.accessKey) != bool(self.secretKey):
+            raise ValueError("accessKey and secretKey go together: set both secret names, or neither (IAM role)")
+        if self.role and self.accessKey:
+            raise ValueError("use either an IAM role or accessKey/secretKey secrets, not both")
+        return self
+
+
+class VolumeRepository(Strict):
+    repositoryName: RepositoryName
+    volumeClaimName: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")]
+
+
+class HttpsRepository(Strict):
+    targetUri: Annotated[str, Field(min_length=1, max_length=2048)]
+    secretName: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")]
+
+
+class RepositoriesSpec(Strict):
+    s3: list[S3Repository] = Field(default_factory=list)
+    volumes: list[VolumeRepository] = Field(default_factory=list)
+    https: list[HttpsRepository] = Field(default_factory=list)
+
+
+class Repositories(Strict):
+    apiVersion: ApiVersion
+    kind: Literal["Repositories"]
+    metadata: Metadata
+    spec: RepositoriesSpec = Field(default_factory=RepositoriesSpec)
