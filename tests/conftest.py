@@ -1,0 +1,36 @@
+"""Fixtures every test may use. Real-server fixtures live in tests/support/."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# The example's leases expire in 2027; tests evaluate time at a fixed instant.
+NOW = datetime(2026, 11, 22, tzinfo=timezone.utc)
+EXAMPLE_PARTS = ("leases", "pools", "policies", "Pulumi.yaml", "Pulumi.example.yaml")
+
+
+def copy_example(dest: Path) -> Path:
+    """A private copy of the bundled example repository (the repo root's leases/pools/policies)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for part in EXAMPLE_PARTS:
+        src = ROOT / part
+        if src.is_dir():
+            shutil.copytree(src, dest / part)
+        elif src.exists():
+            shutil.copy2(src, dest / part)
+    return dest
+
+
+@pytest.fixture
+def example_repo(tmp_path: Path) -> Path:
+    return copy_example(tmp_path / "repo")
+
+
+@pytest.fixture
+def now() -> datetime:
+    return NOW
