@@ -193,13 +193,15 @@ class GoPiece:
     module_dir: Path  # the wrapper module (committed, or generated into the cache)
     binaries: dict[str, str]  # output file name -> package path ("." for the wrapper's main)
     ldflags: str = ""
+    # files copied next to the binaries: output name -> (module path, file inside the module)
+    extra_files: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
 
     def key(self, gover: str) -> str:
         h = hashlib.sha256()
         for p in sorted(self.module_dir.iterdir()):
             if p.is_file() and (p.suffix in (".mod", ".sum", ".go")):
                 h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
-        h.update(json.dumps([self.binaries, self.ldflags, gover, sys.platform]).encode())
+        h.update(json.dumps([self.binaries, self.ldflags, self.extra_files, gover, sys.platform]).encode())
         return h.hexdigest()[:12]
 
 
@@ -311,6 +313,10 @@ def pulumi_piece(root: Path, versions: dict[str, str]) -> GoPiece:
             "pulumi-language-python": "github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3",
         },
         ldflags=f"-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version={v}",
+        # the language host runs this Python script (it is not part of its own Go module)
+        extra_files={
+            "pulumi-language-python-exec": ("github.com/pulumi/pulumi/sdk/v3", "python/cmd/pulumi-language-python-exec")
+        },
     )
 
 
@@ -417,12 +423,21 @@ def build_go_piece(root: Path, piece: GoPiece) -> Path:
                 if piece.ldflags:
                     args += ["-ldflags", piece.ldflags]
                 run_go([*args, pkg], cwd=piece.module_dir, env=env, label=f"{piece.name} ({binary})", logfile=logfile)
+            for name, (module, rel) in piece.extra_files.items():
+                src = _module_dir(root, piece.module_dir, module, piece.version, piece.name) / rel
+                shutil.copyfile(src, tmp / name)
+                (tmp / name).chmod(0o755)
+                log(f"{piece.name}: {name} from {module}@{piece.version}/{rel}")
             (tmp / ".complete").write_text(
                 json.dumps({"version": piece.version, "go": gover, "seconds": round(time.monotonic() - start, 1)})
             )
             if outdir.exists():
                 shutil.rmtree(outdir)
             tmp.rename(outdir)
+            for stale in (root / "bin").glob(f"{piece.name}-*"):
+                if stale != outdir and stale.is_dir():
+                    log(f"{piece.name}: removing the superseded build {stale}")
+                    shutil.rmtree(stale, ignore_errors=True)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)

@@ -248,6 +248,9 @@ class ControlPlane:
                 f"--cert-dir={self.workdir / 'certs'}",
                 "--profiling=false",
                 "--enable-priority-and-fairness=false",
+                # new nodes would get the not-ready taint, which only the node-lifecycle
+                # controller lifts; kwok's nodes are Ready at once, so they are not tainted
+                "--disable-admission-plugins=TaintNodesByCondition",
             ],
         )
         headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

@@ -127,3 +127,38 @@ def test_pulumi_up_preview_update_destroy_against_the_api_server(
     assert kube.get("v1", "ConfigMap", "smoke", namespace) is None
     assert kube.get("monitoring.coreos.com/v1", "PodMonitor", "smoke", namespace) is None
     assert kube.get("apps/v1", "Deployment", "smoke", namespace) is None
+
+
+def test_fake_nodes_run_deployments_to_available_and_fill_endpoints(kube: Kube, namespace: str) -> None:
+    """kwok + scheduler + controllers: what Pulumi's Deployment and Service awaits wait for."""
+    import time
+
+    labels = {"app": "kwok-smoke"}
+    kube.apply({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "kwok-smoke", "namespace": namespace},
+        "spec": {"replicas": 2, "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": labels},
+                              "spec": {"containers": [{
+                                  "name": "triton", "image": "nvcr.io/nvidia/tritonserver:24.08-py3",
+                                  "ports": [{"name": "http", "containerPort": 8000}],
+                                  "resources": {"limits": {"nvidia.com/gpu": "1", "cpu": "2", "memory": "4Gi"}},
+                              }]}}},
+    })
+    kube.apply({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "kwok-smoke", "namespace": namespace},
+        "spec": {"selector": labels, "ports": [{"name": "http", "port": 8000, "targetPort": "http"}]},
+    })
+    deadline = time.monotonic() + 90
+    while True:
+        dep = kube.get("apps/v1", "Deployment", "kwok-smoke", namespace) or {}
+        status = dep.get("status") or {}
+        slices = kube.list("discovery.k8s.io/v1", "EndpointSlice", namespace, "kubernetes.io/service-name=kwok-smoke")
+        ready_eps = [e for s in slices for e in (s.get("endpoints") or []) if (e.get("conditions") or {}).get("ready")]
+        if status.get("availableReplicas") == 2 and len(ready_eps) == 2:
+            break
+        assert time.monotonic() < deadline, f"deployment status {status}, ready endpoints {ready_eps}"
+        time.sleep(0.5)
+    pods = kube.list("v1", "Pod", namespace, "app=kwok-smoke")
+    assert {p["spec"]["nodeName"].startswith("kwok-node-") for p in pods} == {True}
