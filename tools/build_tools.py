@@ -434,7 +434,7 @@ def build_go_piece(root: Path, piece: GoPiece) -> Path:
             if outdir.exists():
                 shutil.rmtree(outdir)
             tmp.rename(outdir)
-            for stale in (root / "bin").glob(f"{piece.name}-*"):
+            for stale in (root / "bin").glob(f"{piece.name}-v*"):  # not "pulumi-kubernetes-*" for "pulumi"
                 if stale != outdir and stale.is_dir():
                     log(f"{piece.name}: removing the superseded build {stale}")
                     shutil.rmtree(stale, ignore_errors=True)

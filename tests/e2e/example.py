@@ -1,0 +1,177 @@
+"""The bundled example repository as the end-to-end tests use it: a private copy, `tms render`,
+and comparisons between rendered objects and what the API server stores."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from tests.conftest import copy_example
+from tests.e2e.kubeapi import Kube
+
+ROOT = Path(__file__).resolve().parents[2]
+STACK = "example"
+OBJ = dict[str, Any]
+Key = tuple[str, str, str, str]  # apiVersion, kind, namespace, name
+
+
+def key(obj: OBJ) -> Key:
+    md = obj["metadata"]
+    return (obj["apiVersion"], obj["kind"], md.get("namespace") or "", md["name"])
+
+
+def fmt(k: Key) -> str:
+    return f"{k[1]} {k[2]}/{k[3]}" if k[2] else f"{k[1]} {k[3]}"
+
+
+class ExampleRepo:
+    """A copy of the repository's example (leases/, pools/, policies/, Pulumi.*.yaml) that is also
+    a Pulumi project running the repository's own program and virtualenv."""
+
+    def __init__(self, path: Path, namespace: str):
+        self.path = copy_example(path)
+        self.namespace = namespace
+        # the program is the repository's package; the copy only links to it
+        (self.path / "tms_stack").symlink_to(ROOT / "tms_stack", target_is_directory=True)
+        project = yaml.safe_load((self.path / "Pulumi.yaml").read_text())
+        project.setdefault("runtime", {}).setdefault("options", {})["virtualenv"] = str(ROOT / ".venv")
+        (self.path / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
+        self.set_stack_config("tms-stack:namespace", namespace)
+
+    @property
+    def stack_file(self) -> Path:
+        return self.path / f"Pulumi.{STACK}.yaml"
+
+    def set_stack_config(self, name: str, value: Any) -> None:
+        """Edit Pulumi.<stack>.yaml directly (both `tms render` and the program read it)."""
+        doc = yaml.safe_load(self.stack_file.read_text()) or {}
+        doc.setdefault("config", {})[name] = value
+        self.stack_file.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    def tms(self, *args: str) -> subprocess.CompletedProcess:
+        p = subprocess.run(
+            [str(ROOT / ".venv" / "bin" / "tms"), *args],
+            cwd=self.path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "NO_COLOR": "1"},
+        )
+        if p.returncode != 0:
+            raise AssertionError(f"`tms {' '.join(args)}` exited {p.returncode}\n{p.stdout}\n{p.stderr}")
+        return p
+
+    def render(self, out: Path) -> dict[Key, OBJ]:
+        """`tms render -o OUT`: every object, by (apiVersion, kind, namespace, name)."""
+        self.tms("render", "-o", str(out), "--stack", STACK)
+        objs: dict[Key, OBJ] = {}
+        for f in sorted(out.rglob("*.y*ml")):
+            for doc in yaml.safe_load_all(f.read_text()):
+                if not doc:
+                    continue
+                docs = doc["items"] if doc.get("kind") == "List" else [doc]
+                for d in docs:
+                    k = key(d)
+                    assert k not in objs, f"{fmt(k)} rendered twice ({f})"
+                    objs[k] = d
+        assert objs, f"`tms render` wrote no objects into {out}"
+        return objs
+
+    def lease_file(self, name: str) -> Path:
+        return self.path / "leases" / f"{name}.yaml"
+
+
+# ---------------------------------------------------------------------------------------------
+# comparing rendered objects with live ones
+
+def _quantity_equal(a: Any, b: Any) -> bool:
+    """`4` vs `"4"`, `0.5` vs `"500m"`: the API server canonicalises numbers and quantities."""
+    from decimal import Decimal, InvalidOperation
+
+    suffixes = {
+        "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+        "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "k": 10**3, "M": 10**6,
+        "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+    }
+
+    def parse(v: Any) -> Decimal | None:
+        if isinstance(v, bool):
+            return None
+        if isinstance(v, (int, float)):
+            return Decimal(str(v))
+        if not isinstance(v, str):
+            return None
+        for suf in sorted(suffixes, key=len, reverse=True):
+            if v.endswith(suf):
+                try:
+                    return Decimal(v[: -len(suf)]) * Decimal(suffixes[suf])
+                except InvalidOperation:
+                    return None
+        try:
+            return Decimal(v)
+        except InvalidOperation:
+            return None
+
+    pa, pb = parse(a), parse(b)
+    return pa is not None and pa == pb
+
+
+def differences(rendered: Any, live: Any, path: str = "") -> list[str]:
+    """Where ``rendered`` is not contained in ``live`` (live may add defaults and status)."""
+    if isinstance(rendered, dict):
+        if not isinstance(live, dict):
+            return [f"{path or '.'}: rendered a mapping, live has {live!r}"]
+        out: list[str] = []
+        for k, v in rendered.items():
+            if v is None:
+                continue
+            if k not in live:
+                out.append(f"{path}.{k}: missing on the server")
+            else:
+                out += differences(v, live[k], f"{path}.{k}")
+        return out
+    if isinstance(rendered, list):
+        if not isinstance(live, list) or len(live) != len(rendered):
+            return [f"{path}: rendered {len(rendered)} items, live has {live!r}"]
+        out = []
+        for i, (r, lv) in enumerate(zip(rendered, live)):
+            out += differences(r, lv, f"{path}[{i}]")
+        return out
+    if rendered == live or str(rendered) == str(live) or _quantity_equal(rendered, live):
+        return []
+    return [f"{path}: rendered {rendered!r}, live {live!r}"]
+
+
+def live_objects(kube: Kube, keys: Iterable[Key]) -> dict[Key, OBJ | None]:
+    return {k: kube.get(k[0], k[1], k[3], k[2] or None) for k in keys}
+
+
+def assert_server_holds(kube: Kube, rendered: dict[Key, OBJ]) -> dict[Key, OBJ]:
+    """Every rendered object is on the server, with every rendered field as rendered."""
+    live = live_objects(kube, rendered)
+    missing = [fmt(k) for k, v in live.items() if v is None]
+    assert not missing, f"not on the API server: {missing}"
+    problems = []
+    for k, obj in rendered.items():
+        body = {f: v for f, v in obj.items() if f not in ("apiVersion", "kind", "status")}
+        problems += [f"{fmt(k)} {d}" for d in differences(body, live[k])]
+    assert not problems, "live objects differ from `tms render`:\n" + "\n".join(problems[:60])
+    return live  # type: ignore[return-value]
+
+
+def tms_objects_in(kube: Kube, namespace: str, kinds: Iterable[tuple[str, str]]) -> set[Key]:
+    """Every object of the given kinds in the namespace that Pulumi or render could own
+    (the API server's own objects, such as the default ServiceAccount, are left out)."""
+    found: set[Key] = set()
+    for api_version, kind in kinds:
+        for o in kube.list(api_version, kind, namespace):
+            if kind == "ServiceAccount" and o["metadata"]["name"] == "default":
+                continue
+            if kind == "ConfigMap" and o["metadata"]["name"] == "kube-root-ca.crt":
+                continue
+            found.add((api_version, kind, namespace, o["metadata"]["name"]))
+    return found

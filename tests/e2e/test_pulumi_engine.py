@@ -1,0 +1,160 @@
+"""`pulumi preview` / `pulumi up` of the example repository with the real engine, the real
+Kubernetes provider and a real API server (see conftest.py and docs/real-engine.md).
+
+The oracle is `tms render`: what it writes is what the API server must hold after `pulumi up`,
+and what changes between two renders is exactly what `pulumi up` must change.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+from tests.e2e.conftest import Pulumi
+from tests.e2e.example import STACK, ExampleRepo, Key, assert_server_holds, fmt, live_objects, tms_objects_in
+from tests.e2e.kubeapi import Kube
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
+
+
+@pytest.fixture
+def example(tmp_path: Path, namespace: str, pulumi_factory) -> tuple[ExampleRepo, Pulumi]:  # type: ignore[no-untyped-def]
+    repo = ExampleRepo(tmp_path / "repo", namespace)
+    pulumi = pulumi_factory(repo.path, STACK)
+    return repo, pulumi
+
+
+def _kinds(rendered: dict[Key, Any]) -> set[tuple[str, str]]:
+    return {(k[0], k[1]) for k in rendered}
+
+
+def _changes(preview: dict) -> dict[str, list[str]]:
+    """Non-`same` steps of `pulumi preview --json`, by operation, as type::name."""
+    out: dict[str, list[str]] = {}
+    for step in preview.get("steps", []):
+        op = step.get("op", "")
+        if op in ("same", "read"):
+            continue
+        urn = step.get("urn", "")
+        out.setdefault(op, []).append("::".join(urn.split("::")[-2:]))
+    return out
+
+
+def _edit_yaml(path: Path, edit) -> None:  # type: ignore[no-untyped-def]
+    y = YAML()
+    y.preserve_quotes = True
+    y.indent(mapping=2, sequence=4, offset=2)
+    doc = y.load(path.read_text())
+    edit(doc)
+    with path.open("w") as fh:
+        y.dump(doc, fh)
+
+
+def test_preview_then_up_deploys_what_tms_render_writes_and_a_second_up_changes_nothing(
+    example: tuple[ExampleRepo, Pulumi], kube: Kube, namespace: str, tmp_path: Path
+) -> None:
+    repo, pulumi = example
+    rendered = repo.render(tmp_path / "render")
+
+    preview = pulumi.preview_json()
+    creates = _changes(preview).get("create", [])
+    assert len(creates) >= len(rendered), f"preview creates {len(creates)} resources for {len(rendered)} objects"
+    assert not tms_objects_in(kube, namespace, _kinds(rendered)), "preview must not touch the cluster"
+
+    pulumi.up()
+    assert_server_holds(kube, rendered)
+    # and nothing else of those kinds: the stack owns exactly the rendered objects
+    extra = tms_objects_in(kube, namespace, _kinds(rendered)) - set(rendered)
+    assert not extra, f"on the server but not rendered: {sorted(map(fmt, extra))}"
+
+    pulumi.up("--expect-no-changes")
+    noop = _changes(pulumi.preview_json())
+    assert not noop, f"a third preview still wants changes: {noop}"
+
+
+def test_deleting_a_lease_file_removes_exactly_that_leases_objects(
+    example: tuple[ExampleRepo, Pulumi], kube: Kube, namespace: str, tmp_path: Path
+) -> None:
+    repo, pulumi = example
+    before = repo.render(tmp_path / "before")
+    pulumi.up()
+    uids = {k: v["metadata"]["uid"] for k, v in live_objects(kube, before).items() if v}
+
+    lease = "fraud-detector"  # bespoke, autoscaled, with an alias
+    repo.lease_file(lease).unlink()  # what `tms prune` does to an expired lease
+    after = repo.render(tmp_path / "after")
+    gone = set(before) - set(after)
+    assert gone, "removing a lease must remove objects"
+    assert not set(after) - set(before), f"removing a lease rendered new objects: {set(after) - set(before)}"
+
+    changes = _changes(pulumi.preview_json())
+    assert not changes.get("create") and not changes.get("replace"), changes
+
+    pulumi.up()
+    live = live_objects(kube, before)
+    still_there = [fmt(k) for k in gone if live[k] is not None]
+    assert not still_there, f"left behind after removing {lease}: {still_there}"
+    assert_server_holds(kube, after)
+    replaced = [fmt(k) for k in after if live[k] and live[k]["metadata"]["uid"] != uids[k]]
+    assert not replaced, f"recreated although only {lease} was removed: {replaced}"
+    extra = tms_objects_in(kube, namespace, {(k[0], k[1]) for k in before}) - set(after)
+    assert not extra, f"on the server but no longer rendered: {sorted(map(fmt, extra))}"
+    pulumi.up("--expect-no-changes")
+
+
+def test_moving_an_alias_changes_the_alias_service_selector_in_place(
+    example: tuple[ExampleRepo, Pulumi], kube: Kube, namespace: str, tmp_path: Path
+) -> None:
+    repo, pulumi = example
+    before = repo.render(tmp_path / "before")
+    pulumi.up()
+    uids = {k: v["metadata"]["uid"] for k, v in live_objects(kube, before).items() if v}
+
+    alias, source, target = "fraud", "fraud-detector", "image-classifier"
+
+    def drop(doc):  # type: ignore[no-untyped-def]
+        doc["spec"]["names"].remove(alias)
+        if not doc["spec"]["names"]:
+            del doc["spec"]["names"]
+
+    def add(doc):  # type: ignore[no-untyped-def]
+        doc["spec"].setdefault("names", []).append(alias)
+
+    _edit_yaml(repo.lease_file(source), drop)
+    _edit_yaml(repo.lease_file(target), add)
+    after = repo.render(tmp_path / "after")
+    assert set(after) == set(before), "moving an alias must neither add nor remove objects"
+    changed = {k for k in before if before[k] != after[k]}
+    alias_services = [k for k in changed if k[1] == "Service" and before[k]["spec"].get("selector")
+                      != after[k]["spec"].get("selector")]
+    assert len(alias_services) == 1, f"expected one Service whose selector moves, got {sorted(map(fmt, changed))}"
+
+    changes = _changes(pulumi.preview_json())
+    assert set(changes) <= {"update"}, f"moving an alias may only update in place: {changes}"
+    assert changes.get("update"), "moving an alias must update the alias Service"
+
+    pulumi.up()
+    svc_key = alias_services[0]
+    svc = kube.get(svc_key[0], "Service", svc_key[3], namespace)
+    assert svc is not None and svc["metadata"]["uid"] == uids[svc_key], "the alias Service was replaced"
+    assert svc["spec"]["selector"] == after[svc_key]["spec"]["selector"]
+    assert svc["spec"]["selector"] != before[svc_key]["spec"]["selector"]
+    live = assert_server_holds(kube, after)
+    replaced = [fmt(k) for k in after if live[k]["metadata"]["uid"] != uids[k]]
+    assert not replaced, f"recreated by an alias move: {replaced}"
+    pulumi.up("--expect-no-changes")
+
+
+def test_plugins_come_from_path_and_nothing_is_downloaded(
+    example: tuple[ExampleRepo, Pulumi], pulumi_env: dict[str, str]
+) -> None:
+    """`pulumi plugin ls` of the private PULUMI_HOME is empty: the engine used the provider and
+    language host next to `pulumi` (automatic plugin acquisition is switched off as well)."""
+    _repo, pulumi = example
+    pulumi.preview()
+    listed = json.loads(pulumi.run("plugin", "ls", "--json").stdout or "null") or []
+    assert listed == [], listed
