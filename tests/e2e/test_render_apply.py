@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.example import ExampleRepo, Key, assert_server_holds, fmt
+from tests.e2e.example import ExampleRepo, require_render, Key, assert_server_holds, fmt
 from tests.e2e.kubeapi import ApiError, Kube
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -32,6 +32,7 @@ def _apply_all(kube: Kube, objs: dict[Key, dict]) -> dict[Key, dict]:
 
 @pytest.fixture
 def applied(tmp_path: Path, kube: Kube, namespace: str) -> tuple[ExampleRepo, dict[Key, dict], dict[Key, dict]]:
+    require_render()
     repo = ExampleRepo(tmp_path / "repo", namespace)
     rendered = repo.render(tmp_path / "out")
     return repo, rendered, _apply_all(kube, rendered)
