@@ -363,12 +363,14 @@ class ControlPlane:
             time.sleep(0.25)
 
     def stop(self) -> None:
+        """SIGTERM all, then SIGKILL what is still running after 5 s (the store is throwaway)."""
         for _name, p in reversed(self.procs):
             if p.poll() is None:
                 p.terminate()
+        deadline = time.monotonic() + 5
         for _name, p in reversed(self.procs):
             try:
-                p.wait(timeout=20)
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
