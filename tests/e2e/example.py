@@ -59,6 +59,8 @@ class ExampleRepo:
         project.setdefault("runtime", {}).setdefault("options", {})["virtualenv"] = str(ROOT / ".venv")
         (self.path / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
         self.set_stack_config("tms-stack:namespace", namespace)
+        # kwok makes pods Ready within seconds; should one never be, fail in minutes, not 30
+        self.set_stack_config("tms-stack:deployTimeout", "3m")
 
     @property
     def stack_file(self) -> Path:
