@@ -125,3 +125,12 @@ def format_json(result: CheckResult) -> str:
 
 
 FORMATTERS = {"text": format_text, "github": format_github, "json": format_json}
+
+
+def _register_builtin_rules() -> None:
+    from tms_stack.pool_lock import lock_rules
+
+    EXTRA_RULES.append(lock_rules)
+
+
+_register_builtin_rules()

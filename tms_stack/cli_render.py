@@ -1,0 +1,61 @@
+"""`tms render -o DIR`: every Kubernetes object as YAML, one file per object."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+import yaml
+
+from tms_stack.diagnostics import TmsError
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def render(
+        out: Annotated[Path, typer.Option("--output", "-o", help="directory to write (replaced)")],
+        root: Annotated[Path, typer.Option("--root", help="repository root")] = Path("."),
+        stack: Annotated[Optional[str], typer.Option(help="stack name: reads Pulumi.<stack>.yaml")] = None,
+        now: Annotated[Optional[str], typer.Option(help="evaluate expiry at this UTC time")] = None,
+    ) -> None:
+        """Write every Kubernetes object as YAML: usable by kubectl, Argo CD or Flux. Needs no cluster."""
+        from tms_stack.cli import parse_now
+        from tms_stack.render.pipeline import render_root
+
+        try:
+            groups = render_root(root, stack, parse_now(now))
+        except TmsError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2 if "unreadable" in str(exc) else 1) from None
+        write_objects(groups, out)
+
+
+def write_objects(groups, out: Path) -> int:  # type: ignore[no-untyped-def]
+    """One file per object: `<group-kind>/<group>/<Kind>-<name>.yaml` so diffs read naturally."""
+    if out.exists():
+        if not out.is_dir():
+            raise typer.BadParameter(f"{out} exists and is not a directory")
+        if any(out.iterdir()) and not (out / ".tms-render").exists():
+            raise typer.BadParameter(f"{out} is not empty and was not written by `tms render`; choose another")
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    (out / ".tms-render").write_text("written by `tms render`; the directory is replaced on every run\n")
+    count = 0
+    total = sum(len(g.objects) for g in groups)
+    show = sys.stderr.isatty() and total >= 1000
+    for group in groups:
+        folder = out / group.kind.lower() / group.name
+        folder.mkdir(parents=True, exist_ok=True)
+        for obj in group.objects:
+            path = folder / f"{obj['kind']}-{obj['metadata']['name']}.yaml"
+            path.write_text(yaml.safe_dump(obj, sort_keys=False, width=120))
+            count += 1
+            if show and count % 1000 == 0:
+                print(f"\rwrote {count}/{total} objects", end="", file=sys.stderr)
+    if show:
+        print(file=sys.stderr)
+    typer.echo(f"wrote {count} objects ({len(groups)} groups) to {out}")
+    return count

@@ -1,0 +1,205 @@
+"""Quota-based placement of pooled leases onto pool instances. Pure and deterministic.
+
+Stability first: a lease stays on the instance the previous lock gave it unless that instance
+must go (beyond `instances.max`) or the lease no longer fits there (it grew, or its backends
+changed). Leases that need a place go best-fit, largest first; an instance is added only when
+none fits and the pool is below `instances.max`; empty instances above `instances.min` are removed.
+
+Backend uniqueness (TMS): an instance's backends are the union of its leases' backends; a lease
+may join a non-empty instance only if its backends are a subset of that set. A lease with an
+unknown backend never shares an instance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from tms_stack.models.lock import InstanceAssignment, PoolPlacement
+
+Backends = frozenset[str] | None  # None: unknown
+
+
+@dataclass(frozen=True)
+class PoolShape:
+    name: str
+    quota: int          # instanceQuota
+    min_instances: int
+    max_instances: int
+    backend_uniqueness: bool = True
+
+
+@dataclass(frozen=True)
+class Demand:
+    lease: str
+    quota: int
+    backends: Backends
+
+
+@dataclass(frozen=True)
+class Unplaced:
+    lease: str
+    quota: int
+    reason: str
+
+
+@dataclass
+class _Instance:
+    index: int
+    leases: list[str] = field(default_factory=list)
+    used: int = 0
+    backends: set[str] = field(default_factory=set)
+    exclusive: bool = False  # hosts a lease with unknown backends
+
+    def accepts(self, demand: Demand, shape: PoolShape) -> bool:
+        if self.used + demand.quota > shape.quota:
+            return False
+        if not self.leases:
+            return True
+        if not shape.backend_uniqueness:
+            return True
+        if self.exclusive or demand.backends is None:
+            return False
+        return demand.backends <= self.backends
+
+    def add(self, demand: Demand) -> None:
+        self.leases.append(demand.lease)
+        self.used += demand.quota
+        if demand.backends is None:
+            self.exclusive = True
+        else:
+            self.backends |= demand.backends
+
+
+@dataclass(frozen=True)
+class PlacementResult:
+    placement: PoolPlacement
+    unplaced: tuple[Unplaced, ...]
+    moved: tuple[str, ...]  # leases that were placed before and now sit elsewhere
+
+
+def place(shape: PoolShape, demands: Iterable[Demand], previous: PoolPlacement | None = None) -> PlacementResult:
+    by_name = {d.lease: d for d in demands}
+    instances: dict[int, _Instance] = {}
+    before: dict[str, int] = {}
+    pending: list[Demand] = []
+    for prev in sorted((previous.instances if previous else []), key=lambda i: i.index):
+        for lease in prev.leases:
+            before.setdefault(lease, prev.index)
+        if prev.index >= shape.max_instances:
+            pending.extend(by_name[n] for n in prev.leases if n in by_name)
+            continue
+        inst = instances.setdefault(prev.index, _Instance(prev.index))
+        for lease in prev.leases:
+            demand = by_name.get(lease)
+            if demand is None or lease in _placed(instances):
+                continue
+            # Keep it where it is when it still fits; evaluated against what is kept so far.
+            if inst.accepts(demand, shape):
+                inst.add(demand)
+            else:
+                pending.append(demand)
+    placed = _placed(instances)
+    pending.extend(d for n, d in by_name.items() if n not in placed and d not in pending)
+    # Largest first, unknown-backend leases (which need a whole instance) before others of equal size.
+    pending.sort(key=lambda d: (-d.quota, d.backends is not None, d.lease))
+    unplaced: list[Unplaced] = []
+    for demand in pending:
+        target = _best_fit(instances.values(), demand, shape)
+        if target is None and len(instances) < shape.max_instances:
+            target = instances.setdefault(_free_index(instances), _Instance(_free_index(instances)))
+        if target is None:
+            unplaced.append(Unplaced(demand.lease, demand.quota, _why(instances.values(), demand, shape)))
+            continue
+        target.add(demand)
+    # Drop empty instances above the minimum (highest index first), then top up to the minimum.
+    for index in sorted(instances, reverse=True):
+        if len(instances) <= shape.min_instances:
+            break
+        if not instances[index].leases:
+            del instances[index]
+    while len(instances) < min(shape.min_instances, shape.max_instances):
+        index = _free_index(instances)
+        instances[index] = _Instance(index)
+    placement = PoolPlacement(instances=[
+        InstanceAssignment(index=i.index, leases=list(i.leases), backends=sorted(i.backends))
+        for i in sorted(instances.values(), key=lambda i: i.index)
+    ])
+    where = {lease: i.index for i in instances.values() for lease in i.leases}
+    moved = tuple(sorted(n for n, idx in where.items() if n in before and before[n] != idx))
+    return PlacementResult(placement, tuple(sorted(unplaced, key=lambda u: u.lease)), moved)
+
+
+def _placed(instances: Mapping[int, _Instance]) -> set[str]:
+    return {lease for inst in instances.values() for lease in inst.leases}
+
+
+def _free_index(instances: Mapping[int, _Instance]) -> int:
+    index = 0
+    while index in instances:
+        index += 1
+    return index
+
+
+def _best_fit(instances: Iterable[_Instance], demand: Demand, shape: PoolShape) -> _Instance | None:
+    """The fullest instance that still takes `demand`; an empty one only if no used one does."""
+    best: _Instance | None = None
+    for inst in instances:
+        if inst.accepts(demand, shape):
+            key = (shape.quota - inst.used - demand.quota, not inst.leases, inst.index)
+            if best is None or key < (shape.quota - best.used - demand.quota, not best.leases, best.index):
+                best = inst
+    return best
+
+
+def _why(instances: Iterable[_Instance], demand: Demand, shape: PoolShape) -> str:
+    insts = list(instances)
+    largest = max((shape.quota - i.used for i in insts), default=0)
+    if largest >= demand.quota and shape.backend_uniqueness:
+        return (f"pool {shape.name} has no instance with matching backends: needs "
+                f"{_fmt(demand.backends)}, quota {demand.quota}; instances at max {shape.max_instances}")
+    return (f"pool {shape.name} is full: needs quota {demand.quota}, largest free slot {largest}, "
+            f"instances at max {shape.max_instances}")
+
+
+def _fmt(backends: Backends) -> str:
+    return "an instance of its own (unknown backend)" if backends is None else "{" + ", ".join(sorted(backends)) + "}"
+
+
+def rebalance(shape: PoolShape, demands: Iterable[Demand], previous: PoolPlacement | None) -> PlacementResult:
+    """A compacted placement from scratch, with instance numbers chosen to keep as many leases in
+    place as possible; `moved` says what a user would pay for it."""
+    fresh = place(shape, demands, None)
+    before: dict[str, int] = {}
+    for inst in (previous.instances if previous else []):
+        for lease in inst.leases:
+            before[lease] = inst.index
+    # Give each fresh instance the old index it shares most leases with (greedy, deterministic).
+    pairs = []
+    for inst in fresh.placement.instances:
+        overlap: dict[int, int] = {}
+        for lease in inst.leases:
+            if lease in before:
+                overlap[before[lease]] = overlap.get(before[lease], 0) + 1
+        for old, count in overlap.items():
+            pairs.append((-count, inst.index, old))
+    pairs.sort()
+    mapping: dict[int, int] = {}
+    used: set[int] = set()
+    for _, new, old in pairs:
+        if new not in mapping and old not in used:
+            mapping[new] = old
+            used.add(old)
+    for inst in fresh.placement.instances:
+        if inst.index not in mapping:
+            index = 0
+            while index in used:
+                index += 1
+            mapping[inst.index] = index
+            used.add(index)
+    instances = sorted(
+        (InstanceAssignment(index=mapping[i.index], leases=i.leases, backends=i.backends)
+         for i in fresh.placement.instances), key=lambda i: i.index)
+    where = {lease: i.index for i in instances for lease in i.leases}
+    moved = tuple(sorted(n for n, idx in where.items() if n in before and before[n] != idx))
+    return PlacementResult(PoolPlacement(instances=instances), fresh.unplaced, moved)

@@ -1,0 +1,232 @@
+"""The Triton Deployment (Triton + model agent), its desired-models ConfigMap and ServiceAccount.
+
+Shared by bespoke leases (one Deployment per lease) and pool instances (one per instance).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tms_stack import units
+from tms_stack.desired import DESIRED_FILE, DesiredDocument, HttpsSource, S3Source, volume_dir
+from tms_stack.models.policies import RepositoriesSpec
+from tms_stack.render.labels import INSTANCE, image_version, metadata
+from tms_stack.resolve import EffectiveResources
+from tms_stack.stack import StackSettings
+
+HTTP, GRPC, METRICS, AGENT = 8000, 8001, 8002, 8080
+MODEL_DIR = "/models"
+DESIRED_DIR = "/etc/tms/desired"
+REPO_KEY_DIR = "/var/run/tms/repo-key"
+REPO_KEY_HEADER = "tms-repo-key"
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One Triton Deployment to render."""
+
+    name: str                       # Deployment, ConfigMap and ServiceAccount name
+    image: str
+    resources: EffectiveResources
+    desired: DesiredDocument
+    labels: dict[str, str]          # object labels (pod template gets them too)
+    annotations: dict[str, str]
+    replicas: int | None            # None when an HPA owns the count
+    restricted: bool                # restricted model-repository endpoint
+
+
+def _secret_names(desired: DesiredDocument) -> list[str]:
+    names: set[str] = set()
+    for lease in desired.leases:
+        for model in lease.models:
+            src = model.source
+            for path in ((src.accessKeySecret, src.secretKeySecret) if isinstance(src, S3Source)
+                         else (src.authorizationSecret,) if isinstance(src, HttpsSource) else ()):
+                if path:
+                    names.add(path.rsplit("/", 1)[-1])
+    return sorted(names)
+
+
+def _volume_repos(desired: DesiredDocument) -> list[str]:
+    repos: set[str] = set()
+    for lease in desired.leases:
+        for model in lease.models:
+            if model.uri.startswith("model://") and model.source.kind == "volume":
+                repos.add(model.uri[len("model://"):].split("/", 1)[0])
+    return sorted(repos)
+
+
+def iam_role(desired: DesiredDocument, repos: RepositoriesSpec) -> tuple[str | None, str | None]:
+    """(role ARN, AWS region) for the pod when one of its models lives in a role-based S3 repository."""
+    used = {m.uri[len("model://"):].split("/", 1)[0] for lease in desired.leases for m in lease.models
+            if m.uri.startswith("model://")}
+    role = region = None
+    for s3 in repos.s3:
+        if s3.repositoryName in used:
+            role = role or s3.role
+            region = region or s3.awsRegion
+    return role, region
+
+
+def render_workload(w: Workload, settings: StackSettings, repos: RepositoriesSpec) -> list[dict[str, Any]]:
+    role, region = iam_role(w.desired, repos)
+    sa_annotations = {"eks.amazonaws.com/role-arn": role} if role else {}
+    service_account = {
+        "apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": metadata(w.name, settings, w.labels, sa_annotations),
+        "automountServiceAccountToken": False,
+    }
+    config_map = {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": metadata(w.name, settings, w.labels),
+        "data": {DESIRED_FILE: w.desired.to_json() + "\n"},
+    }
+    claims = {v.repositoryName: v.volumeClaimName for v in repos.volumes}
+    return [service_account, config_map, _deployment(w, settings, region, claims)]
+
+
+def _deployment(w: Workload, settings: StackSettings, region: str | None,
+                claims: dict[str, str]) -> dict[str, Any]:
+    res = w.resources
+    memory = units.format_memory(res.system_memory)
+    triton_resources: dict[str, Any] = {
+        "requests": {"cpu": res.cpu, "memory": memory},
+        "limits": {"cpu": res.cpu, "memory": memory},
+    }
+    if res.gpu:
+        triton_resources["requests"]["nvidia.com/gpu"] = str(res.gpu)
+        triton_resources["limits"]["nvidia.com/gpu"] = str(res.gpu)
+    args = [
+        f"--model-repository={MODEL_DIR}",
+        "--model-control-mode=explicit",
+        "--strict-readiness=true",
+        "--exit-timeout-secs=30",
+        f"--http-port={HTTP}", f"--grpc-port={GRPC}", f"--metrics-port={METRICS}",
+        "--allow-metrics=true", "--allow-gpu-metrics=true",
+    ]
+    env: list[dict[str, Any]] = []
+    if w.restricted:
+        # Only the agent knows the key, so only it can load and unload models.
+        args += [f"--http-restricted-api=model-repository:{REPO_KEY_HEADER}=$(TMS_REPO_KEY)",
+                 f"--grpc-restricted-protocol=model-repository:{REPO_KEY_HEADER}=$(TMS_REPO_KEY)"]
+        env.append({"name": "TMS_REPO_KEY",
+                    "valueFrom": {"secretKeyRef": {"name": settings.repoKeySecret, "key": "value"}}})
+    startup_s = int(units.parse_duration(settings.startupTimeout).total_seconds())
+    period = 10
+    triton = {
+        "name": "triton",
+        "image": w.image,
+        "command": ["tritonserver"],
+        "args": args,
+        "env": env,
+        "ports": [
+            {"name": "http", "containerPort": HTTP, "protocol": "TCP"},
+            {"name": "grpc", "containerPort": GRPC, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": METRICS, "protocol": "TCP"},
+        ],
+        "resources": triton_resources,
+        # Liveness only after startup succeeded, and startup allows long model loads (TMS 1.1 bug:
+        # the startup probe killed Tritons loading large models).
+        "startupProbe": {"httpGet": {"path": "/v2/health/live", "port": "http"},
+                         "periodSeconds": period, "failureThreshold": max(startup_s // period, 1)},
+        "livenessProbe": {"httpGet": {"path": "/v2/health/live", "port": "http"},
+                          "periodSeconds": 15, "timeoutSeconds": 5, "failureThreshold": 4},
+        "volumeMounts": [
+            {"name": "models", "mountPath": MODEL_DIR},
+            {"name": "dshm", "mountPath": "/dev/shm"},
+        ],
+    }
+    agent_env: list[dict[str, Any]] = [
+        {"name": "TMS_DESIRED", "value": f"{DESIRED_DIR}/{DESIRED_FILE}"},
+        {"name": "TMS_MODEL_DIR", "value": MODEL_DIR},
+        {"name": "TMS_TRITON_URL", "value": f"localhost:{HTTP}"},
+        {"name": "TMS_AGENT_PORT", "value": str(AGENT)},
+        {"name": "TMS_REPOSITORY_SIZE", "value": str(res.repository_size)},
+    ]
+    if w.restricted:
+        agent_env.append({"name": "TMS_REPO_KEY_FILE", "value": f"{REPO_KEY_DIR}/value"})
+    if region:
+        agent_env.append({"name": "AWS_DEFAULT_REGION", "value": region})  # IRSA needs it (server#8090)
+    agent_mounts: list[dict[str, Any]] = [
+        {"name": "models", "mountPath": MODEL_DIR},
+        {"name": "desired", "mountPath": DESIRED_DIR, "readOnly": True},
+    ]
+    volumes: list[dict[str, Any]] = [
+        {"name": "models", "emptyDir": {"sizeLimit": units.format_memory(res.repository_size)}},
+        {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": units.format_memory(res.shared_memory)}},
+        {"name": "desired", "configMap": {"name": w.name}},
+    ]
+    if w.restricted:
+        agent_mounts.append({"name": "repo-key", "mountPath": REPO_KEY_DIR, "readOnly": True})
+        volumes.append({"name": "repo-key", "secret": {"secretName": settings.repoKeySecret}})
+    for secret in _secret_names(w.desired):
+        vol = f"secret-{secret}"[:63].rstrip("-.")
+        agent_mounts.append({"name": vol, "mountPath": f"/var/run/tms/secrets/{secret}", "readOnly": True})
+        volumes.append({"name": vol, "secret": {"secretName": secret}})
+    for repo in _volume_repos(w.desired):
+        vol = f"repo-{repo}"[:63].rstrip("-.")
+        agent_mounts.append({"name": vol, "mountPath": volume_dir(repo), "readOnly": True})
+        volumes.append({"name": vol, "persistentVolumeClaim": {"claimName": claims[repo], "readOnly": True}})
+    agent = {
+        "name": "agent",
+        "image": settings.agentImage,
+        "args": ["agent"],
+        "env": agent_env,
+        "ports": [{"name": "agent", "containerPort": AGENT, "protocol": "TCP"}],
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+        # Ready only when every desired model is READY in Triton.
+        "readinessProbe": {"httpGet": {"path": "/ready", "port": "agent"}, "periodSeconds": 5},
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "agent"}, "periodSeconds": 20,
+                          "failureThreshold": 3},
+        "volumeMounts": agent_mounts,
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "allowPrivilegeEscalation": False,
+                            "readOnlyRootFilesystem": True},
+    }
+    pod_labels = dict(w.labels)
+    pod_labels[INSTANCE] = w.name
+    pod_labels["app.kubernetes.io/version"] = image_version(w.image)
+    pod_spec: dict[str, Any] = {
+        "serviceAccountName": w.name,
+        "terminationGracePeriodSeconds": 60,
+        "securityContext": {"fsGroup": 1000},
+        "containers": [triton, agent],
+        "volumes": volumes,
+    }
+    if settings.imagePullSecrets:
+        pod_spec["imagePullSecrets"] = [{"name": s} for s in settings.imagePullSecrets]
+    annotations = dict(w.annotations)
+    annotations["pulumi.com/timeoutSeconds"] = str(int(units.parse_duration(settings.deployTimeout).total_seconds()))
+    if settings.testSkipAwait:
+        annotations["pulumi.com/skipAwait"] = "true"
+    pod_annotations = dict(settings.customAnnotations)
+    spec: dict[str, Any] = {
+        "selector": {"matchLabels": {INSTANCE: w.name}},
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+        "template": {"metadata": {"labels": dict(sorted(pod_labels.items()))}, "spec": pod_spec},
+    }
+    if pod_annotations:
+        spec["template"]["metadata"]["annotations"] = dict(sorted(pod_annotations.items()))
+    if w.replicas is not None:
+        spec = {"replicas": w.replicas, **spec}
+    labels = dict(w.labels)
+    labels["app.kubernetes.io/version"] = image_version(w.image)
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": metadata(w.name, settings, labels, annotations), "spec": spec}
+
+
+def service(name: str, settings: StackSettings, labels: dict[str, str], selector: dict[str, str],
+            annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": metadata(name, settings, labels, annotations),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector,
+            "ports": [
+                {"name": "http", "port": HTTP, "targetPort": "http", "protocol": "TCP"},
+                {"name": "grpc", "port": GRPC, "targetPort": "grpc", "protocol": "TCP"},
+                {"name": "metrics", "port": METRICS, "targetPort": "metrics", "protocol": "TCP"},
+            ],
+        },
+    }

@@ -1,0 +1,111 @@
+"""Stack settings from `Pulumi.<stack>.yaml` (keys `tms-stack:<name>`), read by the Pulumi
+program and by `tms render` alike, so both produce the same objects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, ValidationError
+
+from tms_stack.diagnostics import Diagnostic, TmsError
+from tms_stack.loader import validation_diagnostics
+from tms_stack.models.common import DnsLabel, Duration, Strict
+from tms_stack.yamlio import Document, parse_file
+
+CONFIG_PREFIX = "tms-stack:"
+
+
+class PrometheusSettings(Strict):
+    # Prometheus selects PodMonitors and PrometheusRules by these labels (TMS troubleshooting).
+    podMonitorLabels: dict[str, str] = Field(default_factory=lambda: {"release": "prometheus"})
+    ruleLabels: dict[str, str] = Field(default_factory=lambda: {"release": "prometheus"})
+    scrapeInterval: Duration = "15s"
+
+
+class TlsSettings(Strict):
+    """cert-manager issuer for Triton's TLS certificates (TMS `server.security.tls.certManager`)."""
+
+    issuerName: str
+    issuerKind: str = "ClusterIssuer"
+    issuerGroup: str = "cert-manager.io"
+    privateKeyAlgorithm: str = "RSA"
+    privateKeySize: int = 4096
+
+
+class StackSettings(Strict):
+    namespace: DnsLabel = "default"
+    partOf: str = "tms-stack"
+    agentImage: str = "ghcr.io/tms-stack/agent:0.1.0"
+    imagePullSecrets: list[str] = Field(default_factory=list)
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    customLabels: dict[str, str] = Field(default_factory=dict)
+    customAnnotations: dict[str, str] = Field(default_factory=dict)
+    tls: TlsSettings | None = None
+    # Secret (key `value`) holding the restricted model-repository API key shared by Triton and its agent.
+    repoKeySecret: str = "tms-repo-key"
+    # How long Triton may take to load its models before Kubernetes restarts it (TMS 1.1 fix).
+    startupTimeout: Duration = "1h"
+    # Pulumi waits this long for a Deployment to become ready (pulumi.com/timeoutSeconds).
+    deployTimeout: Duration = "30m"
+    # Test-only: no kubelet in the test cluster, so Pulumi must not wait for pods. Never in production.
+    testSkipAwait: bool = False
+
+
+def stack_file(root: Path, stack: str | None) -> Path | None:
+    """`Pulumi.<stack>.yaml`; without a name, the only stack file there is (or none)."""
+    if stack:
+        path = root / f"Pulumi.{stack}.yaml"
+        if not path.exists():
+            raise TmsError(f"{path.name}: no such stack file (stacks here: {', '.join(_stacks(root)) or 'none'})")
+        return path
+    stacks = _stacks(root)
+    if len(stacks) == 1:
+        return root / f"Pulumi.{stacks[0]}.yaml"
+    if len(stacks) > 1:
+        raise TmsError(f"several stacks ({', '.join(stacks)}): choose one with --stack")
+    return None
+
+
+def _stacks(root: Path) -> list[str]:
+    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+
+
+def load_stack_settings(root: Path, stack: str | None = None) -> StackSettings:
+    path = stack_file(root, stack)
+    if path is None:
+        return StackSettings()
+    display = path.name
+    doc = parse_file(path, display)
+    return settings_from_document(doc)
+
+
+def settings_from_document(doc: Document) -> StackSettings:
+    config = (doc.data or {}).get("config") or {} if isinstance(doc.data, dict) else {}
+    if not isinstance(config, dict):
+        raise TmsError(f"{doc.file}: `config` must be a mapping")
+    ours = {k[len(CONFIG_PREFIX):]: v for k, v in config.items() if isinstance(k, str) and k.startswith(CONFIG_PREFIX)}
+    # Pulumi may store structured values under `value:`; accept both shapes.
+    ours = {k: (v["value"] if isinstance(v, dict) and set(v) == {"value"} else v) for k, v in ours.items()}
+    try:
+        return StackSettings.model_validate(ours)
+    except ValidationError as exc:
+        # Re-key positions: the document path is ("config", "tms-stack:<key>", ...).
+        shifted = Document(doc.file, {"config": config},
+                           {k: v for k, v in doc.values.items()}, {k: v for k, v in doc.keys.items()})
+        diags: list[Diagnostic] = []
+        for d in validation_diagnostics(doc.file, _prefixed(shifted), StackSettings, exc):
+            diags.append(d)
+        raise TmsError("invalid stack settings:\n" + "\n".join(
+            f"{d.location()}: {d.message}" for d in diags), diags) from None
+
+
+def _prefixed(doc: Document) -> Document:
+    """A view of the document where `config.tms-stack:key` reads as top-level `key`."""
+    values, keys = {}, {}
+    for table, out in ((doc.values, values), (doc.keys, keys)):
+        for path, pos in table.items():
+            if len(path) >= 2 and path[0] == "config" and isinstance(path[1], str) and path[1].startswith(CONFIG_PREFIX):
+                out[(path[1][len(CONFIG_PREFIX):],) + tuple(path[2:])] = pos
+    data = {k[len(CONFIG_PREFIX):]: v for k, v in doc.data["config"].items()
+            if isinstance(k, str) and k.startswith(CONFIG_PREFIX)}
+    return Document(doc.file, data, values, keys)
