@@ -11,6 +11,7 @@ from tms_stack.diagnostics import TmsError
 from tms_stack.loader import Repository
 from tms_stack.models import Lease, Pool
 from tms_stack.models.lock import PlacementLock, PoolPlacement
+from tms_stack.render.labels import ALIAS
 from tms_stack.render.leases import render_bespoke, render_pooled
 from tms_stack.render.monitoring import render_monitoring
 from tms_stack.render.pools import render_pool
@@ -24,7 +25,7 @@ class RenderGroup:
 
     The Pulumi program makes each group a ComponentResource (`tms:index:<kind>`)."""
 
-    kind: str       # "Lease" | "Pool" | "Monitoring"
+    kind: str       # "Lease" | "Pool" | "Names" | "Monitoring"
     name: str
     objects: list[dict[str, Any]] = field(default_factory=list)
 
@@ -82,8 +83,25 @@ def render_repository(repo: Repository, settings: StackSettings, lock: Placement
         group.objects = render_pool(pool, placement, leases, pool_image(pool, allowlist),
                                     effective_pool_resources(pool, limits), settings, repos, restricted)
         groups.append(group)
+    groups.append(_names_group(groups))
     groups.append(RenderGroup("Monitoring", "monitoring", render_monitoring(settings)))
     return groups
+
+
+def _names_group(groups: list[RenderGroup]) -> RenderGroup:
+    """Alias Services live in a group of their own, not under their lease: moving a name to
+    another lease then only changes the Service's selector (same object, updated in place)."""
+    names = RenderGroup("Names", "names")
+    for group in groups:
+        keep = []
+        for obj in group.objects:
+            if obj["kind"] == "Service" and ALIAS in obj["metadata"].get("labels", {}):
+                names.objects.append(obj)
+            else:
+                keep.append(obj)
+        group.objects = keep
+    names.objects.sort(key=lambda o: o["metadata"]["name"])
+    return names
 
 
 def all_objects(groups: list[RenderGroup]) -> list[dict[str, Any]]:
