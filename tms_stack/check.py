@@ -59,7 +59,7 @@ def run_check(root: Path, now: datetime | None = None, only: list[str] | None = 
     diags = sorted(set(diags))
     if only:
         wanted = {Path(p).as_posix().lstrip("./") for p in only}
-        keep = lambda d: any(d.file == w or d.file.startswith(w.rstrip("/") + "/") for w in wanted)  # noqa: E731
+        keep = lambda d: any(d.file == w or d.file.startswith(w.rstrip("/") + "/") for w in wanted)
         diags = [d for d in diags if keep(d)]
         repo.unreadable = [d for d in repo.unreadable if keep(d)]
     return CheckResult(repo, diags)

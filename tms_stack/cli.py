@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import importlib
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -34,7 +34,7 @@ def parse_now(value: str | None) -> datetime | None:
         ts = datetime.fromisoformat(text)
     except ValueError:
         raise typer.BadParameter(f"{value!r} is not a time: use ISO 8601 UTC, e.g. 2026-12-01T18:00:00Z") from None
-    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 def _repo_root(paths: list[Path]) -> tuple[Path, list[str]]:
@@ -55,9 +55,9 @@ def _repo_root(paths: list[Path]) -> tuple[Path, list[str]]:
 
 @app.command()
 def check(
-    paths: Annotated[Optional[list[Path]], typer.Argument(help="repository root, or files/folders to report on")] = None,
+    paths: Annotated[list[Path] | None, typer.Argument(help="repository root, or files/folders to report on")] = None,
     format: Annotated[Format, typer.Option("--format", "-f", help="text | github | json")] = Format.text,
-    now: Annotated[Optional[str], typer.Option(help="evaluate expiry at this UTC time (default: now)")] = None,
+    now: Annotated[str | None, typer.Option(help="evaluate expiry at this UTC time (default: now)")] = None,
 ) -> None:
     """Validate every lease, pool and policy. Exit 0 clean, 1 violations, 2 unreadable input."""
     from tms_stack.check import FORMATTERS, run_check

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -165,10 +165,10 @@ def list_cmd(root: Root = Path("."), porcelain: Porcelain = False,
 def create_cmd(
     name: str,
     instance_quota: Annotated[int, typer.Option("--instance-quota", "-q")],
-    instances: Annotated[Optional[str], typer.Option("--instances", "-c", help="<min>,<max>; * = default")] = None,
+    instances: Annotated[str | None, typer.Option("--instances", "-c", help="<min>,<max>; * = default")] = None,
     disable_backend_uniqueness: Annotated[bool, typer.Option("--disable-backend-uniqueness")] = False,
-    triton_container: Annotated[Optional[str], typer.Option("--triton-container")] = None,
-    triton_resources: Annotated[Optional[str], typer.Option("--triton-resources",
+    triton_container: Annotated[str | None, typer.Option("--triton-container")] = None,
+    triton_resources: Annotated[str | None, typer.Option("--triton-resources",
                                 help="cpu=N;gpu=N;system-memory=4Gi;shared-memory=256Mi;repository-size=2Gi")] = None,
     root: Root = Path("."),
     porcelain: Porcelain = False,

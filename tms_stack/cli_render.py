@@ -5,12 +5,12 @@ from __future__ import annotations
 import shutil
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
-import yaml
 
 from tms_stack.diagnostics import TmsError
+from tms_stack.render.yamlout import dump_object
 
 
 def register(app: typer.Typer) -> None:
@@ -18,8 +18,8 @@ def register(app: typer.Typer) -> None:
     def render(
         out: Annotated[Path, typer.Option("--output", "-o", help="directory to write (replaced)")],
         root: Annotated[Path, typer.Option("--root", help="repository root")] = Path("."),
-        stack: Annotated[Optional[str], typer.Option(help="stack name: reads Pulumi.<stack>.yaml")] = None,
-        now: Annotated[Optional[str], typer.Option(help="evaluate expiry at this UTC time")] = None,
+        stack: Annotated[str | None, typer.Option(help="stack name: reads Pulumi.<stack>.yaml")] = None,
+        now: Annotated[str | None, typer.Option(help="evaluate expiry at this UTC time")] = None,
     ) -> None:
         """Write every Kubernetes object as YAML: usable by kubectl, Argo CD or Flux. Needs no cluster."""
         from tms_stack.cli import parse_now
@@ -51,7 +51,7 @@ def write_objects(groups, out: Path) -> int:  # type: ignore[no-untyped-def]
         folder.mkdir(parents=True, exist_ok=True)
         for obj in group.objects:
             path = folder / f"{obj['kind']}-{obj['metadata']['name']}.yaml"
-            path.write_text(yaml.safe_dump(obj, sort_keys=False, width=120))
+            path.write_text(dump_object(obj))
             count += 1
             if show and count % 1000 == 0:
                 print(f"\rwrote {count}/{total} objects", end="", file=sys.stderr)

@@ -69,10 +69,7 @@ def error_position(doc: Document, loc: tuple[Any, ...]) -> tuple[tuple[Any, ...]
     path: list[Any] = []
     segments = list(loc)
     for i, seg in enumerate(segments):
-        if isinstance(node, dict) and isinstance(seg, str) and seg in node:
-            node = node[seg]
-            path.append(seg)
-        elif isinstance(node, list) and isinstance(seg, int) and 0 <= seg < len(node):
+        if isinstance(node, dict) and isinstance(seg, str) and seg in node or isinstance(node, list) and isinstance(seg, int) and 0 <= seg < len(node):
             node = node[seg]
             path.append(seg)
         elif isinstance(node, dict) and isinstance(seg, str) and i == len(segments) - 1:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
 
@@ -57,7 +57,7 @@ class _Ctx:
 
 def check_repository(repo: Repository, now: datetime | None = None) -> list[Diagnostic]:
     """Every diagnostic for `repo`: load-time schema errors plus all rules."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     ctx = _Ctx(repo)
     found = list(repo.diagnostics)
     found.extend(_policy_rules(ctx))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +118,7 @@ def _resolve_plain(text: str) -> Any:
             if norm.endswith("Z"):
                 norm = norm[:-1] + "+00:00"
             ts = datetime.fromisoformat(norm)
-            return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+            return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
         except ValueError:
             return text
     return text

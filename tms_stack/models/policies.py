@@ -19,12 +19,11 @@ from tms_stack.models.common import (
     Metadata,
     OwnerName,
     QueueTime,
-    RepoSize,
     RepositoryName,
+    RepoSize,
     Strict,
     WholeNumber,
 )
-
 
 # ---- Limits ---------------------------------------------------------------------------
 

@@ -8,7 +8,15 @@ from typing import Any
 from tms_stack.desired import DesiredDocument, desired_lease
 from tms_stack.models import Lease
 from tms_stack.models.policies import RepositoriesSpec
-from tms_stack.render.labels import ALIAS, EXPIRES_AT, INSTANCE, common_labels, lease_labels, metadata, rfc3339
+from tms_stack.render.labels import (
+    ALIAS,
+    EXPIRES_AT,
+    INSTANCE,
+    common_labels,
+    lease_labels,
+    metadata,
+    rfc3339,
+)
 from tms_stack.render.workload import Workload, render_workload, service
 from tms_stack.resolve import EffectiveAutoscaling, EffectiveLease
 from tms_stack.stack import StackSettings

@@ -118,6 +118,6 @@ def adapter_values(settings: StackSettings) -> str:
             "seriesQuery": f'{name}{{namespace!="",pod!=""}}',
             "resources": {"overrides": {"namespace": {"resource": "namespace"}, "pod": {"resource": "pod"}}},
             "name": {"matches": f"^{name}$", "as": name},
-            "metricsQuery": f"max(<<.Series>>{{<<.LabelMatchers>>}}) by (<<.GroupBy>>)",
+            "metricsQuery": "max(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)",
         })
     return yaml.safe_dump({"rules": {"default": False, "custom": rules}}, sort_keys=False)

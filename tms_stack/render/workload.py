@@ -71,7 +71,9 @@ def iam_role(desired: DesiredDocument, repos: RepositoriesSpec) -> tuple[str | N
 
 def render_workload(w: Workload, settings: StackSettings, repos: RepositoriesSpec) -> list[dict[str, Any]]:
     role, region = iam_role(w.desired, repos)
-    sa_annotations = {"eks.amazonaws.com/role-arn": role} if role else {}
+    sa_annotations = dict(w.annotations)
+    if role:
+        sa_annotations["eks.amazonaws.com/role-arn"] = role
     service_account = {
         "apiVersion": "v1", "kind": "ServiceAccount",
         "metadata": metadata(w.name, settings, w.labels, sa_annotations),
@@ -79,7 +81,7 @@ def render_workload(w: Workload, settings: StackSettings, repos: RepositoriesSpe
     }
     config_map = {
         "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": metadata(w.name, settings, w.labels),
+        "metadata": metadata(w.name, settings, w.labels, w.annotations),
         "data": {DESIRED_FILE: w.desired.to_json() + "\n"},
     }
     claims = {v.repositoryName: v.volumeClaimName for v in repos.volumes}
