@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # The example's leases expire in 2027; tests evaluate time at a fixed instant.
-NOW = datetime(2026, 11, 22, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 22, tzinfo=UTC)
 EXAMPLE_PARTS = ("leases", "pools", "policies", "Pulumi.yaml", "Pulumi.example.yaml")
 
 

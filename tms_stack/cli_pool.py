@@ -46,7 +46,7 @@ def lock_cmd(
         learned = _learn(repo, previous)
     result = compute(repo, previous, learned)
     if result.unplaced:
-        for pool, lease, reason in result.unplaced:
+        for _pool, lease, reason in result.unplaced:
             typer.echo(f"error: lease {lease} cannot be placed: {reason}", err=True)
         raise typer.Exit(1)
     changed = write_lock(root, result.lock)

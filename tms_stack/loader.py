@@ -46,6 +46,7 @@ class Repository:
     unreadable: list[Diagnostic] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     invalid_leases: set[str] = field(default_factory=set)  # stems of lease files that failed schema
+    invalid_policies: set[str] = field(default_factory=set)  # policy files that failed schema
 
     def lease(self, name: str) -> Lease:
         return self.leases[name].model  # type: ignore[return-value]
@@ -85,7 +86,7 @@ def _pydantic_message(err: dict[str, Any], doc: Document, path: tuple[Any, ...])
     if kind == "missing":
         return f"{'.'.join(str(p) for p in err['loc'])}: required field is missing"
     if kind == "extra_forbidden":
-        parent = path[:-1]
+        path[:-1]
         return f"{field_name}: unknown key {path[-1]!r} (allowed: see the file format in the user guide)"
     if kind == "literal_error":
         return f"{field_name}: {err['msg'].replace('Input should be', 'must be')}"
@@ -136,7 +137,8 @@ def validation_diagnostics(file: str, doc: Document, model: type[BaseModel], exc
             if allowed:
                 msg += f": allowed keys are {', '.join(allowed)}"
         else:
-            pos = doc.key_pos(path) if missing or err["type"] == "missing" else doc.pos(path)
+            # Errors about a whole mapping or list point at its key, where the reader looks.
+            pos = doc.key_pos(path) if missing or err["type"] == "missing" or _is_container(doc, path) else doc.pos(path)
             msg = _pydantic_message(err, doc, path)
         diag = Diagnostic(file, pos.line, pos.col, rule, msg)
         out.setdefault((pos.line, pos.col, msg), diag)
@@ -149,6 +151,16 @@ def validation_diagnostics(file: str, doc: Document, model: type[BaseModel], exc
         value_errors = [d for d in diags if "is not" in d.message or "must satisfy" in d.message]
         result.extend(value_errors[:1] if value_errors else diags[:1])
     return sorted(result)
+
+
+def _is_container(doc: Document, path: tuple[Any, ...]) -> bool:
+    node = doc.data
+    for seg in path:
+        try:
+            node = node[seg]
+        except (KeyError, IndexError, TypeError):
+            return False
+    return isinstance(node, (dict, list)) and bool(path)
 
 
 def _yaml_files(folder: Path) -> Iterable[Path]:
@@ -200,6 +212,8 @@ def load_repository(root: Path, progress: Callable[[int, int], None] | None = No
         repo.diagnostics.extend(invalid)
         if folder == "leases" and loaded is None:
             repo.invalid_leases.add(path.stem)
+        if folder == "policies" and invalid:
+            repo.invalid_policies.add(display)
         if progress and (i % 500 == 0 or i == len(files) - 1):
             progress(i + 1, len(files))
         if loaded is None:

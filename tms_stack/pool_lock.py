@@ -72,7 +72,7 @@ def lock_rules(repo: Repository, now: datetime | None = None) -> list[Diagnostic
     from tms_stack.diagnostics import TmsError
     from tms_stack.lockfile import read_lock
 
-    if not repo.pools and not any(l.spec.pool for l in repo.all_leases()):
+    if repo.invalid_policies or (not repo.pools and not any(l.spec.pool for l in repo.all_leases())):
         return []
     try:
         lock = read_lock(repo.root)
@@ -84,7 +84,7 @@ def lock_rules(repo: Repository, now: datetime | None = None) -> list[Diagnostic
         return []
     result = compute(repo, lock)
     diags: list[Diagnostic] = []
-    for pool, lease, reason in result.unplaced:
+    for _pool, lease, reason in result.unplaced:
         loaded = repo.leases.get(lease)
         if loaded is None:
             continue

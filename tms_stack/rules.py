@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 
 from tms_stack import units
 from tms_stack.diagnostics import Diagnostic, Severity
-from tms_stack.loader import Loaded, Repository
+from tms_stack.loader import Loaded, Repository, _is_container
 from tms_stack.models import Lease, Pool
 from tms_stack.models.pool import k8s_pool_name
 from tms_stack.resolve import (
@@ -40,7 +40,8 @@ class _Ctx:
 
     def at(self, loaded: Loaded, path: tuple[Any, ...], rule: str, message: str,
            severity: Severity = Severity.ERROR) -> Diagnostic:
-        pos = loaded.doc.pos(path)
+        # A finding about a whole mapping or list points at its key, where the reader looks.
+        pos = loaded.doc.key_pos(path) if _is_container(loaded.doc, path) else loaded.doc.pos(path)
         return Diagnostic(loaded.file, pos.line, pos.col, rule, message, severity)
 
     def policy_ref(self, kind: str, path: tuple[Any, ...]) -> str:
@@ -60,6 +61,10 @@ def check_repository(repo: Repository, now: datetime | None = None) -> list[Diag
     now = now or datetime.now(UTC)
     ctx = _Ctx(repo)
     found = list(repo.diagnostics)
+    if repo.invalid_policies:
+        # Judging leases against TMS defaults instead of the admin's broken policy would bury the
+        # real error under a cascade of false ones: fix the policy first.
+        return sorted(set(found))
     found.extend(_policy_rules(ctx))
     for loaded in repo.pools.values():
         found.extend(_pool_rules(ctx, loaded))
@@ -399,7 +404,7 @@ def _autoscaling_rules(ctx: _Ctx, loaded: Loaded, lease: Lease) -> Iterator[Diag
 def service_names(repo: Repository) -> dict[str, str]:
     """Kubernetes Service names that exist regardless of aliases -> what owns them."""
     names = {}
-    for stem, loaded in repo.leases.items():
+    for _stem, loaded in repo.leases.items():
         names[loaded.model.name] = f"lease {loaded.file}"  # type: ignore[attr-defined]
     for loaded in repo.pools.values():
         pool: Pool = loaded.model  # type: ignore[assignment]
@@ -445,7 +450,7 @@ def _budget_rules(ctx: _Ctx) -> Iterator[Diagnostic]:
                          f"owner {owner} has {len(entries)} leases, over the budget of {budget.leases} ({ref})")
         if budget.gpus is not None:
             total = 0
-            for name, loaded, gpus in entries:
+            for _name, loaded, gpus in entries:
                 total += gpus
                 if total > budget.gpus and gpus:
                     detail = ", ".join(f"{n} {g}" for n, _, g in entries if g)

@@ -1,0 +1,279 @@
+"""Table-driven: each row breaks one TMS rule in a copy of the example and asserts the exact
+file:line, the rule id and a fragment of the message. The unedited example must pass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import NOW
+from tms_stack.check import run_check
+from tms_stack.diagnostics import Severity
+
+FD, CS, IC, CE = "leases/fraud-detector.yaml", "leases/chat-small.yaml", "leases/image-classifier.yaml", "leases/chat-embed.yaml"
+P, LIM, REPOS, ALLOW = "pools/shared-t4-pool.yaml", "policies/limits.yaml", "policies/repositories.yaml", "policies/allowlist.yaml"
+
+POOL_FILE = """apiVersion: tms-stack/v1
+kind: Pool
+metadata:
+  name: Shared-T4-Pool
+spec:
+  instanceQuota: 8
+  instances: {min: 0, max: 2}
+"""
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    edits: tuple[tuple[str, str | None, str | None], ...]  # (file, old text or None = whole file, new text or None = delete)
+    file: str
+    line: int
+    rule: str
+    message: str = ""
+    severity: Severity = Severity.ERROR
+    exit_code: int = 1
+
+
+def c(id: str, file: str, old: str | None, new: str | None, line: int, rule: str, message: str = "",
+      at: str | None = None, **kw: object) -> Case:
+    return Case(id, ((file, old, new),), at or file, line, rule, message, **kw)  # type: ignore[arg-type]
+
+
+CASES = [
+    # --- resources: TMS limits (default/minimum/maximum) and unit rules
+    c("cpu-over-max", FD, "cpu: 4, gpu: 2", "cpu: 40, gpu: 2", 22, "resources.maximum",
+      "cpu: 40 exceeds the admin maximum 16 (policies/limits.yaml:12)"),
+    c("gpu-over-max", FD, "cpu: 4, gpu: 2", "cpu: 4, gpu: 8", 22, "resources.maximum",
+      "gpu: 8 exceeds the admin maximum 4 (policies/limits.yaml:12)"),
+    c("system-memory-over-max", FD, "systemMemory: 32Gi", "systemMemory: 128Gi", 22, "resources.maximum", "64Gi"),
+    c("shared-memory-over-max", FD, "sharedMemory: 512Mi", "sharedMemory: 4Gi", 22, "resources.maximum", "2Gi"),
+    c("repository-size-over-max", FD, "repositorySize: 4Gi", "repositorySize: 200Gi", 22, "resources.maximum"),
+    c("cpu-below-min", FD, "cpu: 4, gpu: 2", "cpu: 500m, gpu: 2", 22, "resources.minimum", "500m is below"),
+    c("shared-memory-below-min", FD, "sharedMemory: 512Mi", "sharedMemory: 16Mi", 22, "resources.minimum"),
+    c("system-memory-headroom", FD, "systemMemory: 32Gi", "systemMemory: 600Mi", 22, "resources.memory",
+      "at least 128Mi above sharedMemory 512Mi"),
+    c("default-resources-over-lease-max", LIM, "maximum: {cpu: 16, gpu: 4", "maximum: {cpu: 16, gpu: 0", 22,
+      "resources.maximum", "gpu: 2 exceeds", at=FD),
+    c("cpu-bad-unit", FD, "cpu: 4, gpu: 2", "cpu: 2x, gpu: 2", 22, "lease.schema", "not a CPU quantity"),
+    c("memory-bad-unit", FD, "systemMemory: 32Gi", "systemMemory: 32GB", 22, "lease.schema", "Ki, Mi, Gi, Ti"),
+    c("memory-no-unit", FD, "systemMemory: 32Gi", "systemMemory: 4096", 22, "lease.schema", "not a memory size"),
+    c("gpu-fraction", FD, "cpu: 4, gpu: 2", "cpu: 4, gpu: 1.5", 22, "lease.schema", "integer"),
+    c("gpu-negative", FD, "cpu: 4, gpu: 2", "cpu: 4, gpu: -1", 22, "lease.schema", "whole numbers"),
+    c("repository-size-ki", FD, "repositorySize: 4Gi", "repositorySize: 4096Ki", 22, "lease.schema", "Mi, Gi, Ti"),
+    c("cpu-bool", FD, "cpu: 4, gpu: 2", "cpu: true, gpu: 2", 22, "lease.schema"),
+    # --- file shape: unknown keys at every level, missing fields, wrong types
+    c("unknown-top-key", FD, "kind: Lease\n", "kind: Lease\nextra: 1\n", 4, "lease.schema", "unknown key 'extra'"),
+    c("unknown-metadata-key", FD, "  owner: team-risk\n", "  owner: team-risk\n  labels: {}\n", 7, "lease.schema",
+      "allowed keys are name, owner"),
+    c("unknown-spec-key", FD, "  names: [fraud]\n", "  names: [fraud]\n  replicas: 2\n", 20, "lease.schema",
+      "unknown key 'replicas'"),
+    c("unknown-model-key", FD, "      count: 2\n", "      count: 2\n      version: 3\n", 15, "lease.schema",
+      "allowed keys are name, uri, count, backends"),
+    c("unknown-resource-key", FD, "repositorySize: 4Gi}", "repositorySize: 4Gi, disk: 1Gi}", 22, "lease.schema",
+      "unknown key 'disk'"),
+    c("unknown-autoscaling-key", FD, "      minReplicas: 1\n", "      minReplicas: 1\n      targetCPU: 50\n", 25,
+      "lease.schema", "minReplicas, maxReplicas, metrics"),
+    c("unknown-metric", FD, "        gpuUtilization: {enabled: true, threshold: 80}",
+      "        memoryUtilization: {enabled: true, threshold: 80}", 28, "lease.schema",
+      "cpuUtilization, gpuUtilization, queueTime, queueTimePercentage"),
+    c("unknown-autorenew-key", FD, "    renewalDuration: 4h\n", "    renewalDuration: 4h\n    maxRenewals: 3\n", 19,
+      "lease.schema", "activityWindow, renewalDuration"),
+    c("missing-owner", FD, "  owner: team-risk\n", "", 4, "lease.schema", "metadata.owner: required"),
+    c("missing-models", IC, "  models:\n    - name: resnet50\n      uri: model://aws-models/vision/resnet50\n", "",
+      7, "lease.schema", "spec.models: required"),
+    c("missing-expires", IC, "  expires: 2027-01-15T12:00:00Z\n", "", 7, "lease.schema", "spec.expires: required"),
+    c("empty-models", IC, "  models:\n    - name: resnet50\n      uri: model://aws-models/vision/resnet50\n",
+      "  models: []\n", 8, "lease.schema", "at least 1"),
+    c("expires-not-a-time", IC, "expires: 2027-01-15T12:00:00Z", "expires: next tuesday", 11, "lease.schema",
+      "datetime"),
+    c("wrong-api-version", IC, "apiVersion: tms-stack/v1", "apiVersion: tms-stack/v2", 2, "lease.schema",
+      "'tms-stack/v1'"),
+    c("models-not-a-list", IC, "  models:\n    - name: resnet50\n      uri: model://aws-models/vision/resnet50\n",
+      "  models: resnet50\n", 8, "lease.schema", "list"),
+    # --- names
+    c("lease-name-not-dns", IC, "  name: image-classifier", "  name: Image_Classifier", 5, "lease.schema",
+      "DNS-1035"),
+    c("lease-name-not-file-stem", IC, "  name: image-classifier", "  name: image-classify", 5,
+      "lease.name-matches-file", "must equal the file name 'image-classifier'"),
+    c("owner-not-dns", IC, "owner: team-vision", "owner: Team Vision", 6, "lease.schema", "DNS-1123"),
+    c("model-name-path", IC, "    - name: resnet50", "    - name: ../resnet50", 9, "lease.schema",
+      "not a Triton model name"),
+    c("duplicate-model-name", FD, "    - name: fraud_xgb", "    - name: preprocess", 12, "model.name-unique",
+      "appears twice"),
+    c("model-count-negative", FD, "      count: 2", "      count: -1", 14, "lease.schema", "greater than or equal to 0"),
+    # --- model URIs and repositories
+    c("uri-unknown-scheme", IC, "uri: model://aws-models/vision/resnet50", "uri: s3://bucket/resnet50", 10,
+      "lease.schema", "model://<repository>/<path>"),
+    c("uri-unknown-repository", IC, "uri: model://aws-models/vision/resnet50",
+      "uri: model://gcs-models/vision/resnet50", 10, "model.repository", "known repositories: aws-models, s3-models, shared-nfs"),
+    c("uri-https-not-zip", IC, "uri: model://aws-models/vision/resnet50",
+      "uri: https://models.example.com/resnet50.tar.gz", 10, "model.uri", ".zip"),
+    c("uri-repository-without-path", IC, "uri: model://aws-models/vision/resnet50", "uri: model://aws-models/..", 10,
+      "model.uri", "without '..'"),
+    # --- bespoke vs pool
+    c("triton-and-pool", CS, "  pool: {name: shared-t4-pool, quota: 2}",
+      "  pool: {name: shared-t4-pool, quota: 2}\n  triton: {image: nvcr.io/nvidia/tritonserver:24.08-py3}", 7,
+      "lease.schema", "mutually exclusive"),
+    c("image-not-allowlisted", FD, "image: nvcr.io/nvidia/tritonserver:24.08-py3",
+      "image: nvcr.io/nvidia/tritonserver:23.01-py3", 21, "image.allowlist", "not on the allowlist (policies/allowlist.yaml:"),
+    # --- autoscaling
+    c("autoscaling-disabled", LIM, "    enabled: true\n    replicas:", "    enabled: false\n    replicas:", 23,
+      "autoscaling.disabled", "autoscaling is disabled by the admin (policies/limits.yaml:21)", at=FD),
+    c("metric-not-allowed", LIM, "      queueTime:\n        allowed: true", "      queueTime:\n        allowed: false",
+      27, "autoscaling.metric-not-allowed", "queueTime is not allowed", at=FD),
+    c("gpu-threshold-below-min", FD, "threshold: 80}", "threshold: 20}", 28, "autoscaling.threshold", "50..100"),
+    c("gpu-threshold-over-100", FD, "threshold: 80}", "threshold: 150}", 28, "autoscaling.threshold"),
+    c("queue-time-below-min", FD, "threshold: 200ms}", "threshold: 5ms}", 27, "autoscaling.threshold",
+      "5000us) is outside the admin range 10000us..no limit"),
+    c("queue-time-over-max", LIM, "maximum: 0}", "maximum: 100000}", 27, "autoscaling.threshold",
+      "10000us..100000us", at=FD),
+    c("queue-time-bad-unit", FD, "threshold: 200ms}", "threshold: 200 apples}", 27, "lease.schema", "queue time"),
+    c("min-replicas-over-maximum-idle", FD, "minReplicas: 1", "minReplicas: 3", 24, "autoscaling.replicas",
+      "within 1..2"),
+    c("min-replicas-below-minimum", FD, "minReplicas: 1", "minReplicas: 0", 24, "autoscaling.replicas"),
+    c("max-replicas-over-limit", FD, "maxReplicas: 4", "maxReplicas: 12", 25, "autoscaling.replicas",
+      "exceeds the admin maximum 10"),
+    Case("max-below-min", ((FD, "minReplicas: 1", "minReplicas: 2"), (FD, "maxReplicas: 4", "maxReplicas: 1")),
+         FD, 25, "autoscaling.replicas", "less than minReplicas 2"),
+    Case("no-metric-enabled", ((FD, "queueTime: {enabled: true", "queueTime: {enabled: false"),
+                               (FD, "gpuUtilization: {enabled: true", "gpuUtilization: {enabled: false")),
+         FD, 23, "autoscaling.no-metric", "at least one enabled metric"),
+    # --- durations and auto-renew
+    c("auto-renew-disabled", LIM, "  autoRenew:\n    enabled: true", "  autoRenew:\n    enabled: false", 16,
+      "autorenew.disabled", at=FD),
+    c("activity-window-over-max", FD, "activityWindow: 30m", "activityWindow: 2h", 17, "autorenew.window",
+      "exceeds the admin maximum 1h"),
+    c("renewal-over-max", FD, "renewalDuration: 4h", "renewalDuration: 30d", 18, "autorenew.renewal", "7d"),
+    c("duration-bad-format", FD, "activityWindow: 30m", "activityWindow: 30 minutes", 17, "lease.schema",
+      "not a duration"),
+    c("lease-longer-than-maximum", LIM, "duration: {default: 8h, maximum: 365d}",
+      "duration: {default: 8h, maximum: 30d}", 11, "lease.duration", "maximum duration 30d", at=IC),
+    c("lease-expired-is-a-warning", IC, "2027-01-15T12:00:00Z", "2026-11-01T00:00:00Z", 11, "lease.expired",
+      "prune job", severity=Severity.WARNING, exit_code=0),
+    # --- pools and pooled leases
+    c("pools-disabled", LIM, "  pools:\n    enabled: true", "  pools:\n    enabled: false", 15, "pools.disabled",
+      at=CS),
+    c("pool-does-not-exist", CS, "name: shared-t4-pool, quota: 2", "name: shared-a100-pool, quota: 2", 15,
+      "pool.exists", "known pools: cpu_inference_pool, shared-t4-pool"),
+    c("pool-wrong-case", CS, "name: shared-t4-pool, quota: 2", "name: Shared-T4-Pool, quota: 2", 15,
+      "pool.exists", "did you mean 'shared-t4-pool'"),
+    c("quota-over-instance-quota", CS, "quota: 2}", "quota: 9}", 15, "pool.quota", "instanceQuota 8"),
+    c("quota-zero", CS, "quota: 2}", "quota: 0}", 15, "lease.schema", "greater than or equal to 1"),
+    Case("pool-full", ((P, "instances: {min: 1, max: 4}", "instances: {min: 1, max: 1}"),
+                       (CS, "quota: 2}", "quota: 4}")),
+         CS, 15, "pool.full", "pool shared-t4-pool is full: needs quota 4, largest free slot 3, instances at max 1"),
+    c("pool-grows-needs-new-instance-lock-stale", CS, "quota: 2}", "quota: 4}", 1, "lock.stale",
+      "run `tms pool lock`", at="pools/placement.lock.yaml"),
+    c("pool-name-too-short", P, "name: shared-t4-pool", "name: t4pool", 5, "pool.schema", "8-512 characters"),
+    c("pool-name-not-file-stem", P, "name: shared-t4-pool", "name: shared-t4-pool2", 5, "pool.name-matches-file"),
+    c("pool-name-case-clash", "pools/Shared-T4-Pool.yaml", None, POOL_FILE, 5, "pool.name-unique",
+      "case-insensitively", at=P),
+    c("pool-min-over-max", P, "instances: {min: 1, max: 4}", "instances: {min: 5, max: 4}", 8, "pool.schema",
+      "greater than instances.max"),
+    c("pool-instance-quota-over-admin", P, "instanceQuota: 8", "instanceQuota: 500", 7, "pool.instance-quota",
+      "1..100"),
+    c("pool-instances-over-admin", P, "instances: {min: 1, max: 4}", "instances: {min: 1, max: 20}", 8,
+      "pool.instances", "maximum 8"),
+    c("pool-image-not-allowlisted", P, "image: nvcr.io/nvidia/tritonserver:24.08-py3",
+      "image: nvcr.io/nvidia/tritonserver:22.01-py3", 11, "image.allowlist"),
+    c("pool-resources-over-max", P, "cpu: 8, gpu: 1", "cpu: 8, gpu: 6", 12, "resources.maximum"),
+    # --- aliases
+    c("alias-is-a-lease-name", CS, "names: [chat]", "names: [ranker]", 14, "names.clash", "Service of lease"),
+    c("alias-taken", CS, "names: [chat]", "names: [fraud]", 19, "names.unique", "already taken by leases/chat-small.yaml",
+      at=FD),
+    c("alias-is-a-pool-instance", CS, "names: [chat]", "names: [shared-t4-pool-0]", 14, "names.clash",
+      "Service of pool"),
+    c("alias-not-dns", CS, "names: [chat]", "names: [Chat_Bot]", 14, "lease.schema", "DNS-1035"),
+    # --- budgets (ours)
+    c("budget-gpus", LIM, "team-risk: {gpus: 16, leases: 50}", "team-risk: {gpus: 4, leases: 50}", 6, "budget.gpus",
+      "owner team-risk would hold 8 GPUs (at max replicas), over the budget of 4 (policies/limits.yaml:49)", at=FD),
+    c("budget-leases", LIM, "default: {gpus: 8, leases: 20}", "default: {gpus: 8, leases: 1}", 6, "budget.leases",
+      "owner team-assist has 2 leases", at=CS),
+    # --- unreadable input: exit 2
+    c("broken-yaml", IC, "  expires: 2027-01-15T12:00:00Z\n", "  expires: [2027-01-15T12:00:00Z\n", 12, "yaml",
+      "invalid YAML", exit_code=2),
+    c("unknown-kind", IC, "kind: Lease", "kind: Leese", 3, "kind", "unknown kind 'Leese'", exit_code=2),
+    c("pool-in-leases-folder", "leases/shared.yaml", None, POOL_FILE, 2, "kind", "this folder holds Lease",
+      exit_code=2),
+    c("duplicate-key", IC, "  expires: 2027-01-15T12:00:00Z\n",
+      "  expires: 2027-01-15T12:00:00Z\n  expires: 2027-01-16T12:00:00Z\n", 12, "yaml", "duplicate key 'expires'",
+      exit_code=2),
+    c("not-a-mapping", IC, None, "- just\n- a list\n", 1, "yaml", "expected a YAML mapping", exit_code=2),
+    c("empty-file", IC, None, "", 1, "yaml", "file is empty", exit_code=2),
+    c("binary-file", IC, None, "\udcff\udcfe", 1, "yaml", "not UTF-8", exit_code=2),
+    # --- policies themselves
+    c("second-limits-file", "policies/more-limits.yaml", None,
+      "apiVersion: tms-stack/v1\nkind: Limits\nmetadata: {name: more}\n", 2, "policy.duplicate",
+      "policies/limits.yaml already defines it"),
+    c("policy-default-over-max", LIM, "default: {cpu: 2,", "default: {cpu: 32,", 10, "limits.resources-order",
+      "minimum <= default <= maximum"),
+    c("policy-replica-limits-order", LIM, "maximumIdle: 2, maximum: 10}", "maximumIdle: 20, maximum: 10}", 24,
+      "limits.schema", "minimum <= maximumIdle <= maximum"),
+    c("policy-enabled-not-allowed", LIM, "        allowed: true\n        enabled: false\n        threshold: {default: 90",
+      "        allowed: false\n        enabled: true\n        threshold: {default: 90", 26, "limits.schema",
+      "must also be allowed"),
+    c("policy-threshold-over-100", LIM, "threshold: {default: 90, minimum: 50, maximum: 100}",
+      "threshold: {default: 90, minimum: 50, maximum: 120}", 26, "limits.schema", "<= 100"),
+    c("policy-unknown-key", LIM, "    maxInstances: 8\n", "    maxInstances: 8\n    byDefault: true\n", 46,
+      "limits.schema", "unknown key 'byDefault'"),
+    c("s3-without-endpoint-or-region", REPOS, "      endpoint: http://minio.storage.svc:9000\n", "", 9,
+      "repositories.schema", "endpoint or awsRegion"),
+    c("s3-key-without-secret", REPOS, "      secretKey: s3-secret-key\n", "", 9, "repositories.schema",
+      "accessKey and secretKey go together"),
+    c("repository-name-invalid", REPOS, "repositoryName: s3-models", "repositoryName: S3_Models", 9,
+      "repositories.schema", "lowercase"),
+    c("repository-name-duplicate", REPOS, "repositoryName: shared-nfs", "repositoryName: s3-models", 20,
+      "repositories.duplicate", "already used by s3[0]"),
+    c("target-uri-with-scheme", REPOS, "targetUri: models.example.com/private",
+      "targetUri: https://models.example.com/private", 24, "repositories.target-uri", "without a scheme"),
+    c("allowlist-default-not-listed", ALLOW, "default: nvcr.io/nvidia/tritonserver:24.08-py3",
+      "default: nvcr.io/nvidia/tritonserver:24.09-py3", 7, "allowlist.default", "not in images"),
+    c("allowlist-duplicate", ALLOW, "    - nvcr.io/nvidia/tritonserver:24.05-py3",
+      "    - nvcr.io/nvidia/tritonserver:24.08-py3", 10, "allowlist.duplicate", "listed twice"),
+    c("allowlist-bad-image", ALLOW, "    - nvcr.io/nvidia/tritonserver:24.05-py3", "    - Not An Image", 10,
+      "allowlist.schema", "not a container image reference"),
+]
+
+
+def apply(repo: Path, case: Case) -> None:
+    for file, old, new in case.edits:
+        path = repo / file
+        if old is None:
+            if new is None:
+                path.unlink()
+            else:
+                path.write_bytes(new.encode("utf-8", "surrogateescape"))
+            continue
+        text = path.read_text()
+        assert old in text, f"{case.id}: {old!r} not found in {file}"
+        path.write_text(text.replace(old, new or "", 1))
+
+
+def test_the_table_is_large_and_distinct() -> None:
+    assert len(CASES) >= 60
+    assert len({case.id for case in CASES}) == len(CASES)
+
+
+def test_the_example_passes(example_repo: Path) -> None:
+    result = run_check(example_repo, NOW)
+    assert result.exit_code == 0, [d.location() + " " + d.message for d in result.all()]
+    assert result.all() == []
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_invalid_input(example_repo: Path, case: Case) -> None:
+    apply(example_repo, case)
+    result = run_check(example_repo, NOW)
+    found = [d for d in result.all() if d.rule == case.rule]
+    where = [(d.file, d.line) for d in found]
+    assert (case.file, case.line) in where, (
+        f"expected {case.rule} at {case.file}:{case.line}; got:\n"
+        + "\n".join(f"  {d.location()} [{d.rule}] {d.message}" for d in result.all()))
+    diag = next(d for d in found if (d.file, d.line) == (case.file, case.line))
+    assert case.message in diag.message
+    assert diag.severity is case.severity
+    assert diag.col >= 1
+    assert result.exit_code == case.exit_code
