@@ -286,9 +286,12 @@ class ControlPlane:
                 k8s["controller_manager"],
                 *auth,
                 # Deployments -> ReplicaSets -> pods -> endpoints, the default ServiceAccount of
-                # each namespace, namespace deletion and the garbage collector (Pulumi deletes
-                # with foreground propagation, which only the garbage collector completes)
-                "--controllers=deployment,replicaset,endpoint,endpointslice,serviceaccount,namespace,garbagecollector",
+                # each namespace,
+                # namespace, the claim binder (volume repositories are PVCs) and the garbage
+                # collector (Pulumi deletes with foreground propagation, which only it completes)
+                "--controllers=deployment,replicaset,endpoint,endpointslice,serviceaccount,namespace,"
+                "persistentvolume-binder,garbagecollector",
+                "--pvclaimbinder-sync-period=2s",
                 "--leader-elect=false",
                 "--bind-address=127.0.0.1",
                 f"--secure-port={cm_port}",

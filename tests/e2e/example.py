@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -103,6 +104,53 @@ class ExampleRepo:
 
     def lease_file(self, name: str) -> Path:
         return self.path / "leases" / f"{name}.yaml"
+
+
+def create_admin_prerequisites(kube: Kube, repo: ExampleRepo) -> list[str]:
+    """What the admins provide and the stack only refers to: the claims of the `volumes`
+    repositories (bound to a PersistentVolume, or the scheduler keeps the pods Pending) and the
+    Secrets named by policies and stack settings (placeholder values)."""
+    made: list[str] = []
+    ns = repo.namespace
+    secrets: set[str] = set()
+    for f in sorted((repo.path / "policies").glob("*.y*ml")):
+        for doc in yaml.safe_load_all(f.read_text()):
+            if not doc or doc.get("kind") != "Repositories":
+                continue
+            spec = doc.get("spec") or {}
+            for vol in spec.get("volumes") or []:
+                claim = vol["volumeClaimName"]
+                pv = f"{ns}-{claim}"[:253]
+                kube.apply({
+                    "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pv},
+                    "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadOnlyMany", "ReadWriteOnce"],
+                             "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "",
+                             "hostPath": {"path": f"/nonexistent/{pv}"},
+                             "claimRef": {"namespace": ns, "name": claim}},
+                })
+                kube.apply({
+                    "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": claim, "namespace": ns},
+                    "spec": {"accessModes": ["ReadOnlyMany"], "storageClassName": "", "volumeName": pv,
+                             "resources": {"requests": {"storage": "1Gi"}}},
+                })
+                made.append(f"PersistentVolumeClaim {ns}/{claim}")
+            for s3 in spec.get("s3") or []:
+                secrets.update(x for x in (s3.get("accessKey"), s3.get("secretKey")) if x)
+            for h in spec.get("https") or []:
+                if h.get("secretName"):
+                    secrets.add(h["secretName"])
+    settings = (yaml.safe_load(repo.stack_file.read_text()) or {}).get("config") or {}
+    secrets.add(settings.get("tms-stack:repoKeySecret", "tms-repo-key"))
+    for name in sorted(secrets):
+        kube.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns},
+                    "stringData": {"value": "e2e-placeholder"}})
+        made.append(f"Secret {ns}/{name}")
+    deadline = time.monotonic() + 60
+    for claim in [m.split("/")[-1] for m in made if m.startswith("PersistentVolumeClaim")]:
+        while (kube.get("v1", "PersistentVolumeClaim", claim, ns) or {}).get("status", {}).get("phase") != "Bound":
+            assert time.monotonic() < deadline, f"claim {claim} not Bound after 60s"
+            time.sleep(0.2)
+    return made
 
 
 # ---------------------------------------------------------------------------------------------

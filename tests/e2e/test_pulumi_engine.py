@@ -15,17 +15,18 @@ import pytest
 from ruamel.yaml import YAML
 
 from tests.e2e.conftest import Pulumi
-from tests.e2e.example import STACK, ExampleRepo, require_program, require_render, Key, assert_server_holds, fmt, live_objects, tms_objects_in
+from tests.e2e.example import create_admin_prerequisites, STACK, ExampleRepo, require_program, require_render, Key, assert_server_holds, fmt, live_objects, tms_objects_in
 from tests.e2e.kubeapi import Kube
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
 
 @pytest.fixture
-def example(tmp_path: Path, namespace: str, pulumi_factory) -> tuple[ExampleRepo, Pulumi]:  # type: ignore[no-untyped-def]
+def example(tmp_path: Path, namespace: str, kube: Kube, pulumi_factory) -> tuple[ExampleRepo, Pulumi]:  # type: ignore[no-untyped-def]
     require_program()
     require_render()
     repo = ExampleRepo(tmp_path / "repo", namespace)
+    create_admin_prerequisites(kube, repo)
     pulumi = pulumi_factory(repo.path, STACK)
     return repo, pulumi
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.example import ExampleRepo, require_render, Key, assert_server_holds, fmt
+from tests.e2e.example import create_admin_prerequisites, ExampleRepo, require_render, Key, assert_server_holds, fmt
 from tests.e2e.kubeapi import ApiError, Kube
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -34,6 +34,7 @@ def _apply_all(kube: Kube, objs: dict[Key, dict]) -> dict[Key, dict]:
 def applied(tmp_path: Path, kube: Kube, namespace: str) -> tuple[ExampleRepo, dict[Key, dict], dict[Key, dict]]:
     require_render()
     repo = ExampleRepo(tmp_path / "repo", namespace)
+    create_admin_prerequisites(kube, repo)
     rendered = repo.render(tmp_path / "out")
     return repo, rendered, _apply_all(kube, rendered)
 
