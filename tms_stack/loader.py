@@ -179,7 +179,7 @@ def load_file(path: Path, display: str, allowed_kinds: tuple[str, ...]) -> tuple
     if not isinstance(data, dict):
         return None, [Diagnostic(display, 1, 1, "yaml", "expected a YAML mapping with apiVersion and kind")], []
     kind = data.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         pos = doc.pos(("kind",)) if "kind" in data else doc.pos(())
         what = f"unknown kind {kind!r}" if "kind" in data else "missing kind"
         return None, [Diagnostic(display, pos.line, pos.col, "kind",
