@@ -495,7 +495,11 @@ def write_pulumi_project(project: Path, name: str, main_py: str) -> Path:
 @pytest.fixture
 def pulumi_factory(pulumi_env: dict[str, str]):  # type: ignore[no-untyped-def]
     def make(project: Path, stack: str) -> Pulumi:
-        p = Pulumi(project, pulumi_env)
+        # a backend per project: tests may reuse a stack name (the example's is fixed by its
+        # Pulumi.<stack>.yaml) without seeing each other's state
+        state = project.parent / f"{project.name}-pulumi-state"
+        state.mkdir(exist_ok=True)
+        p = Pulumi(project, {**pulumi_env, "PULUMI_BACKEND_URL": f"file://{state}"})
         p.run("stack", "init", stack)
         return p
 

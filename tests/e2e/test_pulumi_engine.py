@@ -95,7 +95,8 @@ def test_deleting_a_lease_file_removes_exactly_that_leases_objects(
     assert not set(after) - set(before), f"removing a lease rendered new objects: {set(after) - set(before)}"
 
     changes = _changes(pulumi.preview_json())
-    assert not changes.get("create") and not changes.get("replace"), changes
+    assert set(changes) <= {"update", "delete"}, f"removing a lease may only delete and update: {changes}"
+    assert changes.get("delete"), changes
 
     pulumi.up()
     live = live_objects(kube, before)
