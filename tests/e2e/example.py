@@ -55,7 +55,7 @@ class ExampleRepo:
         self.path = copy_example(path)
         self.namespace = namespace
         # the program is the repository's package; the copy only links to it
-        (self.path / "tms_stack").symlink_to(os.environ.get("SCRATCH_PROGRAM", ROOT / "tms_stack"), target_is_directory=True)
+        (self.path / "tms_stack").symlink_to(ROOT / "tms_stack", target_is_directory=True)
         project = yaml.safe_load((self.path / "Pulumi.yaml").read_text())
         project.setdefault("runtime", {}).setdefault("options", {})["virtualenv"] = str(ROOT / ".venv")
         (self.path / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
