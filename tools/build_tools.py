@@ -379,7 +379,7 @@ class _Lock:
     def __init__(self, path: Path):
         self.path = path
 
-    def __enter__(self) -> "_Lock":
+    def __enter__(self) -> _Lock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fh = self.path.open("w")
         try:

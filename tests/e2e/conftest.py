@@ -1,12 +1,12 @@
 """End-to-end fixtures: a real Kubernetes control plane and the real Pulumi engine.
 
-One control plane per test session (per xdist worker): etcd, kube-apiserver and a
-kube-controller-manager running only its garbage-collector and namespace controllers (Pulumi
-deletes with foreground propagation, which the garbage collector completes), on loopback ports,
-with a generated CA, serving certificate, service-account signing key and a static admin token.
-The PodMonitor and PrometheusRule CRDs of prometheus-operator are installed. No kubelet or
-scheduler runs, so no pod ever starts: the Pulumi test stack sets ``skipAwait`` (see
-``pulumi_project``) and the tests assert on what the API server stores.
+One control plane per test session (per xdist worker): etcd, kube-apiserver,
+kube-controller-manager (the controllers that turn Deployments into pods and endpoints, the claim
+binder, namespaces, and the garbage collector that completes Pulumi's foreground deletions),
+kube-scheduler and kwok, which keeps three fake nodes Ready and turns the pods bound to them
+Running/Ready, so Pulumi's awaits behave as on a cluster (no skipAwait anywhere). All on loopback
+ports, with a generated CA, serving certificate, service-account signing key and a static admin
+token. The PodMonitor and PrometheusRule CRDs of prometheus-operator are installed.
 
 The binaries come from ``tools/build_tools.py`` (built from Go modules and cached on the first
 run; see docs/real-engine.md). Build progress is shown even under output capture.
@@ -18,18 +18,17 @@ import contextlib
 import datetime as dt
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import requests
-import yaml as _pyyaml  # noqa: F401  (pulled in by pulumi; used for multi-doc CRD files)
+import yaml as _pyyaml  # PyYAML (a dependency of pulumi): multi-document CRD files
 
 from tests.e2e.kubeapi import Kube
 
@@ -91,18 +90,19 @@ def pulumi_tools(request: pytest.FixtureRequest) -> list[str]:
 # certificates (cryptography is a dependency of the test extras, through moto)
 
 def _write_pki(d: Path) -> None:
+    import ipaddress
+
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
     from cryptography.x509.oid import NameOID
-    import ipaddress
 
     def pem_key(key) -> bytes:  # type: ignore[no-untyped-def]
         return key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
 
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tms-e2e-ca")])
     ca = (
@@ -504,7 +504,3 @@ def pulumi_factory(pulumi_env: dict[str, str]):  # type: ignore[no-untyped-def]
         return p
 
     return make
-
-
-def which_all(names: list[str], path: str) -> dict[str, str | None]:
-    return {n: shutil.which(n, path=path) for n in names}

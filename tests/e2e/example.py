@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
@@ -206,7 +207,7 @@ def differences(rendered: Any, live: Any, path: str = "") -> list[str]:
         if not isinstance(live, list) or len(live) != len(rendered):
             return [f"{path}: rendered {len(rendered)} items, live has {live!r}"]
         out = []
-        for i, (r, lv) in enumerate(zip(rendered, live)):
+        for i, (r, lv) in enumerate(zip(rendered, live, strict=True)):
             out += differences(r, lv, f"{path}[{i}]")
         return out
     if rendered == live or str(rendered) == str(live) or _quantity_equal(rendered, live):

@@ -8,8 +8,9 @@ discovery. It is deliberately tiny so that what the tests assert is what the API
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import requests
 

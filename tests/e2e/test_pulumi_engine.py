@@ -15,7 +15,18 @@ import pytest
 from ruamel.yaml import YAML
 
 from tests.e2e.conftest import Pulumi
-from tests.e2e.example import create_admin_prerequisites, STACK, ExampleRepo, require_program, require_render, Key, assert_server_holds, fmt, live_objects, tms_objects_in
+from tests.e2e.example import (
+    STACK,
+    ExampleRepo,
+    Key,
+    assert_server_holds,
+    create_admin_prerequisites,
+    fmt,
+    live_objects,
+    require_program,
+    require_render,
+    tms_objects_in,
+)
 from tests.e2e.kubeapi import Kube
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]

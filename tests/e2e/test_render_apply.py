@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.example import create_admin_prerequisites, ExampleRepo, require_render, Key, assert_server_holds, fmt
+from tests.e2e.example import (
+    ExampleRepo,
+    Key,
+    assert_server_holds,
+    create_admin_prerequisites,
+    fmt,
+    require_render,
+)
 from tests.e2e.kubeapi import ApiError, Kube
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
