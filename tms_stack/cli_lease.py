@@ -110,8 +110,12 @@ def create(
     repo = _repo(root)
     moment = parse_now(now) or datetime.now(UTC)
     length = units.parse_duration(duration or repo.limits.spec.leases.duration.default)
+    from ruamel.yaml.scalarstring import PlainScalarString
+
+    expires = (moment + length).replace(microsecond=0)
+    # Written as people write it (2026-11-22T08:00:00Z), unquoted so YAML reads a timestamp.
     spec: dict[str, Any] = {"models": [_parse_model(m) for m in model],
-                            "expires": (moment + length).replace(microsecond=0)}
+                            "expires": PlainScalarString(f"{expires:%Y-%m-%dT%H:%M:%SZ}")}
     if auto_renew:
         renew: dict[str, Any] = {}
         if activity_window:
@@ -150,9 +154,15 @@ def create(
         if triton:
             spec["triton"] = triton
     doc = {"apiVersion": "tms-stack/v1", "kind": "Lease", "metadata": {"name": name, "owner": owner}, "spec": spec}
-    _edit(root, {path: doc})
-    _done(porcelain, f"created leases/{name}.yaml, expires {spec['expires']:%Y-%m-%dT%H:%M:%SZ}", lease=name,
-          expires=f"{spec['expires']:%Y-%m-%dT%H:%M:%SZ}")
+    import re
+
+    from tms_stack.edits import dump_yaml
+
+    # ruamel quotes a string that looks like a timestamp; unquoted, YAML reads it as one (as intended).
+    text = re.sub(r"^(\s*expires: )'([0-9TZ:-]+)'$", r"\1\2", dump_yaml(doc), flags=re.M)
+    _edit(root, {path: text})
+    _done(porcelain, f"created leases/{name}.yaml, expires {spec['expires']}", lease=name,
+          expires=str(spec["expires"]))
 
 
 @lease_app.command("list")
