@@ -27,13 +27,20 @@ def _provider_version() -> str | None:
         return None
 
 
+def type_token(obj: dict[str, Any]) -> str:
+    """`kubernetes:<group>/<version>:<Kind>`; the core group is spelled `core` (`kubernetes:core/v1:Service`)."""
+    api_version = obj["apiVersion"]
+    group_version = api_version if "/" in api_version else f"core/{api_version}"
+    return f"kubernetes:{group_version}:{obj['kind']}"
+
+
 class KubeObject(pulumi.CustomResource):
     """Any Kubernetes object, by its type token `kubernetes:<apiVersion>:<kind>` (the same token the
     typed classes use), with the rendered dict passed through unchanged (camelCase keys)."""
 
     def __init__(self, name: str, obj: dict[str, Any], opts: pulumi.ResourceOptions):
         props = dict(obj)
-        super().__init__(f"kubernetes:{obj['apiVersion']}:{obj['kind']}", name, props,
+        super().__init__(type_token(obj), name, props,
                          pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(version=_provider_version())))
 
 
@@ -55,7 +62,8 @@ def build(groups: list[RenderGroup]) -> dict[str, Group]:
 def run(root: Path | None = None, stack: str | None = None) -> dict[str, Group]:
     from tms_stack.render.pipeline import render_root
 
-    root = root or Path.cwd()
+    # The engine runs the program from its `main:` directory (tms_stack/), not the project root.
+    root = root or Path(pulumi.get_root_directory() or Path.cwd())
     stack = stack or pulumi.get_stack()
     try:
         groups = render_root(root, stack)

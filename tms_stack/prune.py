@@ -18,6 +18,9 @@ from tms_stack.models import Lease
 from tms_stack.resolve import effective_auto_renew
 
 
+SCRAPE_GRACE = timedelta(minutes=1)
+
+
 @dataclass(frozen=True)
 class Renewal:
     lease: str
@@ -75,8 +78,10 @@ def decide(repo: Repository, now: datetime, source: ActivitySource | None) -> Pr
         if source is None:
             result.unknown.append((lease.name, loaded.file, "no telemetry source configured"))
             continue
+        # Requests in the last moments before expiry reach Prometheus with the next scrape: look a
+        # little past `expires` (never past now) so they count.
         try:
-            active = source.active(lease, expires - renew.activity_window, expires)
+            active = source.active(lease, expires - renew.activity_window, min(now, expires + SCRAPE_GRACE))
         except TelemetryError as exc:
             result.unknown.append((lease.name, loaded.file, str(exc)))
             continue

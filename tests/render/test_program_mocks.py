@@ -57,7 +57,8 @@ def test_tree_and_same_objects_as_render(example_repo: Path) -> None:
     rendered = {f"{g.name}:{o['kind']}:{o['metadata']['name']}": o for g in groups for o in g.objects}
     assert set(objects) == set(rendered)
     for name, obj in rendered.items():
-        assert objects[name]["type"] == f"kubernetes:{obj['apiVersion']}:{obj['kind']}"
+        group_version = obj["apiVersion"] if "/" in obj["apiVersion"] else f"core/{obj['apiVersion']}"
+        assert objects[name]["type"] == f"kubernetes:{group_version}:{obj['kind']}"
         assert _plain(objects[name]["inputs"]) == _plain(obj), name
     assert "fraud-detector:HorizontalPodAutoscaler:fraud-detector" in objects
     deployment = objects["fraud-detector:Deployment:fraud-detector"]["inputs"]
