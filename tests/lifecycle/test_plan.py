@@ -1,0 +1,55 @@
+"""Golden test of the pull-request plan for a change that adds, changes and removes leases."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+TMS = str(ROOT / ".venv" / "bin" / "tms")
+GOLDEN = ROOT / "tests" / "golden" / "plan.md"
+GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.com", "GIT_AUTHOR_DATE": "2026-11-20T00:00:00Z",
+           "GIT_COMMITTER_DATE": "2026-11-20T00:00:00Z"}
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, env={**os.environ, **GIT_ENV})
+
+
+def test_plan_markdown_golden(example_repo: Path) -> None:
+    git(example_repo, "init", "-q", "-b", "main")
+    git(example_repo, "add", "-A")
+    git(example_repo, "commit", "-qm", "base")
+    # added: a new bespoke lease; changed: more GPUs and an alias; removed: ranker (pooled)
+    (example_repo / "leases" / "speech.yaml").write_text(
+        "apiVersion: tms-stack/v1\nkind: Lease\nmetadata: {name: speech, owner: team-risk}\n"
+        "spec:\n  models: [{name: asr, uri: 'model://s3-models/speech/asr'}]\n  expires: 2026-11-22T12:00:00Z\n"
+        "  triton: {resources: {gpu: 2}}\n")
+    fd = example_repo / "leases" / "fraud-detector.yaml"
+    fd.write_text(fd.read_text().replace("gpu: 2,", "gpu: 3,").replace("names: [fraud]", "names: [fraud, risk]"))
+    (example_repo / "leases" / "ranker.yaml").unlink()
+    subprocess.run([TMS, "pool", "lock"], cwd=example_repo, check=True, capture_output=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
+    out = subprocess.run([TMS, "plan", "--base", "main", "--now", "2026-11-22T00:00:00Z"], cwd=example_repo,
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    if os.environ.get("UPDATE_GOLDEN"):
+        GOLDEN.write_text(out.stdout)
+    assert out.stdout == GOLDEN.read_text()
+
+
+def test_plan_shows_violations_with_links(example_repo: Path) -> None:
+    git(example_repo, "init", "-q", "-b", "main")
+    git(example_repo, "add", "-A")
+    git(example_repo, "commit", "-qm", "base")
+    fd = example_repo / "leases" / "fraud-detector.yaml"
+    fd.write_text(fd.read_text().replace("cpu: 4,", "cpu: 40,"))
+    env = {**os.environ, "GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "acme/fleet"}
+    out = subprocess.run([TMS, "plan", "--base", "main", "--now", "2026-11-22T00:00:00Z"], cwd=example_repo,
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert ":x: **1 policy violation(s)**" in out.stdout
+    assert "(https://github.com/acme/fleet/blob/" in out.stdout and "leases/fraud-detector.yaml#L22)" in out.stdout
+    assert "fix the errors above to see the objects that will change" in out.stdout
