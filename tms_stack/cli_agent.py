@@ -7,7 +7,7 @@ import os
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -20,11 +20,11 @@ def register(app: typer.Typer) -> None:
         model_dir: Annotated[Path, typer.Option(envvar="TMS_MODEL_DIR", help="Triton's --model-repository")]
         = Path("/models"),
         triton_url: Annotated[str, typer.Option(envvar="TMS_TRITON_URL")] = "localhost:8000",
-        repo_key_file: Annotated[Optional[Path], typer.Option(envvar="TMS_REPO_KEY_FILE",
+        repo_key_file: Annotated[Path | None, typer.Option(envvar="TMS_REPO_KEY_FILE",
                                                               help="file holding the restricted API key")] = None,
         port: Annotated[int, typer.Option(envvar="TMS_AGENT_PORT")] = 8080,
         interval: Annotated[float, typer.Option(envvar="TMS_AGENT_INTERVAL", help="seconds between checks")] = 1.0,
-        repository_size: Annotated[Optional[int], typer.Option(envvar="TMS_REPOSITORY_SIZE")] = None,
+        repository_size: Annotated[int | None, typer.Option(envvar="TMS_REPOSITORY_SIZE")] = None,
     ) -> None:
         """Run beside Triton: fetch, load, unload and recover the desired models; serve /ready and /metrics."""
         from tms_stack.agent.runner import Agent, AgentConfig

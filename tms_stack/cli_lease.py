@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -80,24 +80,24 @@ def create(
     name: Annotated[str, typer.Argument(help="lease name (DNS label); the file is leases/<name>.yaml")],
     model: Annotated[list[str], typer.Option("--model", "-m", help="name=<model>,uri=<uri>[,count=N]; repeat, in load order")],
     owner: Annotated[str, typer.Option("--owner", envvar="TMS_OWNER", help="accountable team")],
-    duration: Annotated[Optional[str], typer.Option(help="e.g. 8h; default: the admin default")] = None,
-    triton_image: Annotated[Optional[str], typer.Option("--triton-image")] = None,
-    triton_resources: Annotated[Optional[str], typer.Option("--triton-resources",
+    duration: Annotated[str | None, typer.Option(help="e.g. 8h; default: the admin default")] = None,
+    triton_image: Annotated[str | None, typer.Option("--triton-image")] = None,
+    triton_resources: Annotated[str | None, typer.Option("--triton-resources",
                                 help="cpu=N;gpu=N;system-memory=..;shared-memory=..;repository-size=..")] = None,
     enable_autoscaling: Annotated[bool, typer.Option("--enable-autoscaling")] = False,
-    autoscaling_min_replicas: Annotated[Optional[int], typer.Option("--autoscaling-min-replicas")] = None,
-    autoscaling_max_replicas: Annotated[Optional[int], typer.Option("--autoscaling-max-replicas")] = None,
-    autoscaling_metric: Annotated[Optional[list[str]], typer.Option("--autoscaling-metric",
+    autoscaling_min_replicas: Annotated[int | None, typer.Option("--autoscaling-min-replicas")] = None,
+    autoscaling_max_replicas: Annotated[int | None, typer.Option("--autoscaling-max-replicas")] = None,
+    autoscaling_metric: Annotated[list[str] | None, typer.Option("--autoscaling-metric",
                                   help="metric=threshold, e.g. queueTime=200ms or gpuUtilization=80")] = None,
-    triton_pool: Annotated[Optional[str], typer.Option("--triton-pool", "-p")] = None,
-    quota: Annotated[Optional[int], typer.Option("--quota")] = None,
+    triton_pool: Annotated[str | None, typer.Option("--triton-pool", "-p")] = None,
+    quota: Annotated[int | None, typer.Option("--quota")] = None,
     auto_renew: Annotated[bool, typer.Option("--auto-renew")] = False,
-    activity_window: Annotated[Optional[str], typer.Option("--activity-window")] = None,
-    renewal_duration: Annotated[Optional[str], typer.Option("--renewal-duration")] = None,
-    lease_name: Annotated[Optional[list[str]], typer.Option("--name", help="alias; repeatable")] = None,
+    activity_window: Annotated[str | None, typer.Option("--activity-window")] = None,
+    renewal_duration: Annotated[str | None, typer.Option("--renewal-duration")] = None,
+    lease_name: Annotated[list[str] | None, typer.Option("--name", help="alias; repeatable")] = None,
     root: Root = Path("."),
     porcelain: Porcelain = False,
-    now: Annotated[Optional[str], typer.Option(hidden=True)] = None,
+    now: Annotated[str | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Write leases/<name>.yaml (checked before it is written)."""
     from tms_stack import units
@@ -167,7 +167,7 @@ def create(
 
 @lease_app.command("list")
 def list_(root: Root = Path("."), porcelain: Porcelain = False,
-          owner: Annotated[Optional[str], typer.Option(help="only this owner's leases")] = None) -> None:
+          owner: Annotated[str | None, typer.Option(help="only this owner's leases")] = None) -> None:
     """Leases in leases/, soonest expiry first."""
     repo = _repo(root)
     rows = sorted(({"name": l.name, "owner": l.metadata.owner, "expires": f"{l.spec.expires:%Y-%m-%dT%H:%M:%SZ}",
@@ -185,7 +185,7 @@ def list_(root: Root = Path("."), porcelain: Porcelain = False,
 
 @lease_app.command("status")
 def status(name: str, root: Root = Path("."), porcelain: Porcelain = False,
-           triton_url: Annotated[Optional[str], typer.Option(envvar="TMS_TRITON_URL_TEMPLATE",
+           triton_url: Annotated[str | None, typer.Option(envvar="TMS_TRITON_URL_TEMPLATE",
                                  help="e.g. http://{service}.{namespace}.svc:8000; checks model readiness")] = None,
            namespace: Annotated[str, typer.Option(envvar="TMS_NAMESPACE")] = "default") -> None:
     """The lease as written, plus live model readiness from Triton when reachable."""
@@ -224,9 +224,9 @@ def status(name: str, root: Root = Path("."), porcelain: Porcelain = False,
 
 
 @lease_app.command("renew")
-def renew(name: str, duration: Annotated[Optional[str], typer.Option(help="from now; default: admin default")] = None,
+def renew(name: str, duration: Annotated[str | None, typer.Option(help="from now; default: admin default")] = None,
           root: Root = Path("."), porcelain: Porcelain = False,
-          now: Annotated[Optional[str], typer.Option(hidden=True)] = None) -> None:
+          now: Annotated[str | None, typer.Option(hidden=True)] = None) -> None:
     """Move `expires` forward (only that line of the file changes)."""
     from tms_stack import units
     from tms_stack.cli import parse_now

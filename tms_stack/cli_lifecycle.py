@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -14,14 +14,14 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def prune(
         root: Annotated[Path, typer.Option("--root", help="repository root")] = Path("."),
-        now: Annotated[Optional[str], typer.Option(help="treat this UTC time as now")] = None,
+        now: Annotated[str | None, typer.Option(help="treat this UTC time as now")] = None,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="print what would change, change nothing")] = False,
-        prometheus_url: Annotated[Optional[str], typer.Option(envvar="TMS_PROMETHEUS_URL",
+        prometheus_url: Annotated[str | None, typer.Option(envvar="TMS_PROMETHEUS_URL",
                                   help="Prometheus to ask for lease activity")] = None,
-        triton_url: Annotated[Optional[str], typer.Option(envvar="TMS_TRITON_URL_TEMPLATE",
+        triton_url: Annotated[str | None, typer.Option(envvar="TMS_TRITON_URL_TEMPLATE",
                               help="without Prometheus: Triton URL template, e.g. http://{service}.{namespace}.svc:8000")] = None,
         namespace: Annotated[str, typer.Option(envvar="TMS_NAMESPACE")] = "default",
-        message_file: Annotated[Optional[Path], typer.Option(help="also write the commit message here")] = None,
+        message_file: Annotated[Path | None, typer.Option(help="also write the commit message here")] = None,
     ) -> None:
         """Delete expired leases; renew auto-renew leases that served requests in their window."""
         from datetime import UTC, datetime
@@ -62,9 +62,9 @@ def register(app: typer.Typer) -> None:
     def plan(
         base: Annotated[str, typer.Option(help="git ref to compare with (the PR's base)")] = "origin/main",
         root: Annotated[Path, typer.Option("--root")] = Path("."),
-        stack: Annotated[Optional[str], typer.Option(help="stack for the object diff")] = None,
-        now: Annotated[Optional[str], typer.Option()] = None,
-        output: Annotated[Optional[Path], typer.Option("--output", "-o", help="write the markdown here")] = None,
+        stack: Annotated[str | None, typer.Option(help="stack for the object diff")] = None,
+        now: Annotated[str | None, typer.Option()] = None,
+        output: Annotated[Path | None, typer.Option("--output", "-o", help="write the markdown here")] = None,
     ) -> None:
         """Markdown for the pull-request comment: what merging would change."""
         from tms_stack.cli import parse_now

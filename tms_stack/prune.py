@@ -17,7 +17,6 @@ from tms_stack.loader import Repository, load_repository
 from tms_stack.models import Lease
 from tms_stack.resolve import effective_auto_renew
 
-
 SCRAPE_GRACE = timedelta(minutes=1)
 
 

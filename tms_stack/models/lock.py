@@ -17,6 +17,8 @@ class InstanceAssignment(Strict):
     index: WholeNumber = Field(ge=0)          # stable: Kubernetes name is `<pool>-<index>`
     leases: list[str] = Field(default_factory=list)   # in placement order (load order on the instance)
     backends: list[str] = Field(default_factory=list)  # Triton backends on this instance (sorted)
+    # Each lease's quota when placed: a lease whose quota changed is the one to move, not its neighbours.
+    quotas: dict[str, int] = Field(default_factory=dict)
 
 
 class PoolPlacement(Strict):

@@ -1,0 +1,129 @@
+"""Placement properties: capacity, min/max and backend rules always hold; placement is a pure
+function of its inputs; one lease's change moves no other lease unless an instance had to go."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tms_stack.models.lock import PoolPlacement
+from tms_stack.placement import Demand, PoolShape, place, rebalance
+
+BACKENDS = st.one_of(st.none(), st.frozensets(st.sampled_from(["python", "onnxruntime", "pytorch", "tensorrt"]),
+                                              min_size=1, max_size=2))
+
+
+@st.composite
+def workloads(draw: st.DrawFn) -> tuple[PoolShape, list[Demand]]:
+    quota = draw(st.integers(1, 12))
+    lo = draw(st.integers(0, 3))
+    hi = draw(st.integers(max(lo, 1), 12))
+    shape = PoolShape("test-pool-x", quota, lo, hi, draw(st.booleans()))
+    n = draw(st.integers(0, 30))
+    demands = [Demand(f"lease-{i:02d}", draw(st.integers(1, quota)), draw(BACKENDS)) for i in range(n)]
+    return shape, demands
+
+
+def assert_valid(shape: PoolShape, demands: list[Demand], placement: PoolPlacement, unplaced: set[str]) -> None:
+    by_name = {d.lease: d for d in demands}
+    seen: set[str] = set()
+    assert shape.min_instances <= len(placement.instances) or len(placement.instances) == shape.max_instances
+    assert len(placement.instances) <= shape.max_instances
+    indexes = [i.index for i in placement.instances]
+    assert len(set(indexes)) == len(indexes)
+    for inst in placement.instances:
+        assert sum(by_name[n].quota for n in inst.leases) <= shape.quota
+        assert not (seen & set(inst.leases))
+        seen |= set(inst.leases)
+        if shape.backend_uniqueness and len(inst.leases) > 1:
+            assert all(by_name[n].backends is not None for n in inst.leases), "unknown backends never share"
+            assert all(by_name[n].backends <= set(inst.backends) for n in inst.leases)
+    assert seen | unplaced == set(by_name)
+    assert not (seen & unplaced)
+
+
+@settings(max_examples=300, deadline=None)
+@given(workloads())
+def test_rules_always_hold(work: tuple[PoolShape, list[Demand]]) -> None:
+    shape, demands = work
+    result = place(shape, demands)
+    assert_valid(shape, demands, result.placement, {u.lease for u in result.unplaced})
+    # Something is unplaced only if the pool really is at its maximum.
+    if result.unplaced:
+        assert len(result.placement.instances) == shape.max_instances
+
+
+@settings(max_examples=200, deadline=None)
+@given(workloads(), st.randoms(use_true_random=False))
+def test_pure_and_order_independent(work: tuple[PoolShape, list[Demand]], rnd: random.Random) -> None:
+    shape, demands = work
+    first = place(shape, demands)
+    shuffled = demands[:]
+    rnd.shuffle(shuffled)
+    assert place(shape, shuffled) == first
+    assert place(shape, demands, first.placement) == place(shape, shuffled, first.placement)
+
+
+def _where(placement: PoolPlacement) -> dict[str, int]:
+    return {lease: inst.index for inst in placement.instances for lease in inst.leases}
+
+
+@settings(max_examples=300, deadline=None)
+@given(workloads(), st.data())
+def test_one_change_moves_no_other_lease(work: tuple[PoolShape, list[Demand]], data: st.DataObject) -> None:
+    shape, demands = work
+    before = place(shape, demands)
+    kind = data.draw(st.sampled_from(["add", "remove", "resize"]))
+    changed = list(demands)
+    target = None
+    if kind == "add":
+        target = "lease-new"
+        changed.append(Demand(target, data.draw(st.integers(1, shape.quota)), data.draw(BACKENDS)))
+    elif demands:
+        i = data.draw(st.integers(0, len(demands) - 1))
+        target = demands[i].lease
+        if kind == "remove":
+            del changed[i]
+        else:
+            changed[i] = Demand(target, data.draw(st.integers(1, shape.quota)), demands[i].backends)
+    after = place(shape, changed, before.placement)
+    assert_valid(shape, changed, after.placement, {u.lease for u in after.unplaced})
+    old, new = _where(before.placement), _where(after.placement)
+    moved = {n for n in old if n in new and old[n] != new[n] and n != target}
+    assert not moved, f"{kind} {target} moved {moved}"
+    assert set(after.moved) <= {target}
+
+
+@settings(max_examples=100, deadline=None)
+@given(workloads())
+def test_rebalance_is_valid_and_never_uses_more_instances(work: tuple[PoolShape, list[Demand]]) -> None:
+    shape, demands = work
+    current = place(shape, demands)
+    compact = rebalance(shape, demands, current.placement)
+    assert_valid(shape, demands, compact.placement, {u.lease for u in compact.unplaced})
+    assert len(compact.placement.instances) <= max(len(current.placement.instances), shape.min_instances)
+
+
+def test_full_pool_message() -> None:
+    shape = PoolShape("shared-t4-pool", 8, 1, 1)
+    result = place(shape, [Demand("a", 6, frozenset({"python"})), Demand("b", 3, frozenset({"python"}))])
+    assert [u.reason for u in result.unplaced] == [
+        "pool shared-t4-pool is full: needs quota 3, largest free slot 2, instances at max 1"]
+
+
+def test_unknown_backend_gets_its_own_instance() -> None:
+    shape = PoolShape("shared-t4-pool", 8, 0, 4)
+    result = place(shape, [Demand("known", 1, frozenset({"python"})), Demand("mystery", 1, None)])
+    assert len(result.placement.instances) == 2
+
+
+def test_freed_instances_above_min_are_removed() -> None:
+    shape = PoolShape("shared-t4-pool", 4, 1, 4)
+    before = place(shape, [Demand("a", 4, frozenset({"x"})), Demand("b", 4, frozenset({"x"})),
+                           Demand("c", 4, frozenset({"x"}))])
+    after = place(shape, [Demand("a", 4, frozenset({"x"}))], before.placement)
+    assert [i.index for i in after.placement.instances] == [0]
+    empty = place(shape, [], after.placement)
+    assert len(empty.placement.instances) == 1 and empty.placement.instances[0].leases == []

@@ -1,0 +1,172 @@
+"""Which Triton backends a model needs, read from its `config.pbtxt` where the model lives.
+
+Used by `tms pool lock` (never by `tms check`, which must not touch the network); results are
+cached in the placement lock. Credentials in CI, where the Kubernetes Secrets named in policies
+do not exist, come from the environment:
+- S3: `TMS_S3_<REPO>_ACCESS_KEY_ID` / `TMS_S3_<REPO>_SECRET_ACCESS_KEY` (REPO upper-cased, `-` as
+  `_`), else boto3's usual chain (AWS_* variables, profile, instance role);
+- HTTPS: `TMS_HTTPS_<SECRET>` holds the Authorization value for the secret that matches the URL;
+- volumes: `TMS_VOLUME_<REPO>` is a local path where the volume is mounted.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import zipfile
+from pathlib import Path
+
+import requests
+
+from tms_stack.models.policies import RepositoriesSpec
+from tms_stack.sources.archive import model_root
+from tms_stack.urimatch import best_match
+
+_BACKEND = re.compile(r'^\s*backend\s*:\s*"([^"]+)"', re.M)
+_PLATFORM = re.compile(r'^\s*platform\s*:\s*"([^"]+)"', re.M)
+PLATFORMS = {
+    "tensorrt_plan": "tensorrt", "tensorflow_graphdef": "tensorflow", "tensorflow_savedmodel": "tensorflow",
+    "onnxruntime_onnx": "onnxruntime", "pytorch_libtorch": "pytorch", "ensemble": "",
+}
+
+
+class BackendError(Exception):
+    pass
+
+
+def parse_backends(config: str) -> list[str]:
+    """Backends from config.pbtxt text: `backend:` wins, else `platform:` mapped to its backend.
+    An ensemble needs no backend of its own (its steps do)."""
+    if m := _BACKEND.search(config):
+        return [m.group(1)]
+    if m := _PLATFORM.search(config):
+        backend = PLATFORMS.get(m.group(1), m.group(1))
+        return [backend] if backend else []
+    raise BackendError("config.pbtxt names neither backend nor platform")
+
+
+def _env_key(name: str) -> str:
+    return re.sub(r"[^A-Z0-9]", "_", name.upper())
+
+
+class HttpRangeFile(io.RawIOBase):
+    """A read-only, seekable view of a remote file through HTTP range requests, so zipfile reads
+    the central directory and one member instead of the whole archive."""
+
+    def __init__(self, url: str, headers: dict[str, str], session: requests.Session | None = None):
+        self.url, self.headers = url, headers
+        self.session = session or requests.Session()
+        head = self.session.head(url, headers=headers, allow_redirects=True, timeout=30)
+        if head.status_code in (401, 403):
+            raise BackendError(f"{url}: HTTP {head.status_code} (unauthorized)")
+        if head.status_code != 200 or "bytes" not in head.headers.get("Accept-Ranges", ""):
+            raise BackendError(f"{url}: HTTP {head.status_code}; the server must allow range requests")
+        self.size = int(head.headers["Content-Length"])
+        self.pos = 0
+        self.bytes_read = 0
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.pos = {0: offset, 1: self.pos + offset, 2: self.size + offset}[whence]
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0:
+            n = self.size - self.pos
+        if n == 0 or self.pos >= self.size:
+            return b""
+        end = min(self.pos + n, self.size) - 1
+        r = self.session.get(self.url, headers={**self.headers, "Range": f"bytes={self.pos}-{end}"}, timeout=60)
+        if r.status_code != 206:
+            raise BackendError(f"{self.url}: range request answered HTTP {r.status_code}")
+        self.pos += len(r.content)
+        self.bytes_read += len(r.content)
+        return r.content
+
+
+def https_config(url: str, repos: RepositoriesSpec) -> tuple[str, int]:
+    """(config.pbtxt text, bytes downloaded)."""
+    secret = best_match([(h.targetUri, h.secretName) for h in repos.https], url)
+    headers = {}
+    if secret:
+        token = os.environ.get(f"TMS_HTTPS_{_env_key(secret)}")
+        if token is None:
+            raise BackendError(f"{url}: needs the secret {secret!r}: set TMS_HTTPS_{_env_key(secret)}")
+        headers["Authorization"] = token
+    remote = HttpRangeFile(url, headers)
+    try:
+        with zipfile.ZipFile(remote) as zf:  # type: ignore[arg-type]
+            root = model_root(zf.namelist())
+            try:
+                return zf.read(root + "config.pbtxt").decode(), remote.bytes_read
+            except KeyError:
+                raise BackendError(f"{url}: the zip has no config.pbtxt") from None
+    except zipfile.BadZipFile:
+        raise BackendError(f"{url}: not a valid zip archive") from None
+
+
+def s3_config(repo_name: str, path: str, repos: RepositoriesSpec) -> str:
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    s3 = next(r for r in repos.s3 if r.repositoryName == repo_name)
+    kwargs: dict[str, str] = {}
+    if s3.endpoint:
+        kwargs["endpoint_url"] = s3.endpoint
+    kwargs["region_name"] = s3.awsRegion or "us-east-1"
+    key = os.environ.get(f"TMS_S3_{_env_key(repo_name)}_ACCESS_KEY_ID")
+    if key:
+        kwargs["aws_access_key_id"] = key
+        kwargs["aws_secret_access_key"] = os.environ.get(f"TMS_S3_{_env_key(repo_name)}_SECRET_ACCESS_KEY", "")
+    object_key = f"{path.strip('/')}/config.pbtxt"
+    try:
+        body = boto3.client("s3", **kwargs).get_object(Bucket=s3.bucketName, Key=object_key)["Body"].read()
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("NoSuchKey", "404"):
+            raise BackendError(f"s3://{s3.bucketName}/{object_key}: no such object") from None
+        if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403"):
+            raise BackendError(f"s3://{s3.bucketName}/{object_key}: access denied ({code}): check "
+                               f"TMS_S3_{_env_key(repo_name)}_ACCESS_KEY_ID/_SECRET_ACCESS_KEY") from None
+        raise BackendError(f"s3://{s3.bucketName}/{object_key}: {code or exc}") from None
+    except BotoCoreError as exc:
+        raise BackendError(f"s3://{s3.bucketName}/{object_key}: {exc}") from None
+    return body.decode()
+
+
+def volume_config(repo_name: str, path: str) -> str:
+    mount = os.environ.get(f"TMS_VOLUME_{_env_key(repo_name)}")
+    if not mount:
+        raise BackendError(f"volume {repo_name!r} is not mounted here: set TMS_VOLUME_{_env_key(repo_name)}")
+    config = Path(mount) / path.strip("/") / "config.pbtxt"
+    if not config.is_file():
+        raise BackendError(f"{config}: no such file")
+    return config.read_text()
+
+
+def learn_one(uri: str, repos: RepositoriesSpec) -> list[str]:
+    if uri.startswith("model://"):
+        repo_name, _, path = uri[len("model://"):].partition("/")
+        if any(r.repositoryName == repo_name for r in repos.s3):
+            return parse_backends(s3_config(repo_name, path, repos))
+        return parse_backends(volume_config(repo_name, path))
+    return parse_backends(https_config(uri, repos)[0])
+
+
+def learn_backends(uris: list[str], repos: RepositoriesSpec) -> tuple[dict[str, list[str]], dict[str, str]]:
+    learned, errors = {}, {}
+    for uri in uris:
+        try:
+            learned[uri] = learn_one(uri, repos)
+        except BackendError as exc:
+            errors[uri] = str(exc)
+    return learned, errors
