@@ -1,0 +1,115 @@
+"""Learning Triton backends from real config.pbtxt files: from a real S3 server (versitygw),
+from HTTPS zips read with range requests, and through `tms pool lock` into the lock's cache."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.support.s3server import ACCESS_KEY, SECRET_KEY, S3Server, start_s3
+from tests.support.zipserver import TOKEN, serve_dir
+from tms_stack.backends import BackendError, learn_backends, learn_one, parse_backends
+from tms_stack.models.policies import HttpsRepository, RepositoriesSpec, S3Repository
+
+TMS = str(ROOT / ".venv" / "bin" / "tms")
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3Server]:
+    gen = start_s3()
+    server = next(gen)
+    client = server.client()
+    client.create_bucket(Bucket="models")
+    client.put_object(Bucket="models", Key="team/nested/deep/ranker/config.pbtxt",
+                      Body=b'name: "ranker"\nplatform: "onnxruntime_onnx"\nmax_batch_size: 8\n')
+    client.put_object(Bucket="models", Key="chat/small/config.pbtxt", Body=b'name: "chat"\nbackend: "python"\n')
+    yield server
+    next(gen, None)
+
+
+def repos(s3: S3Server | None = None, https: str | None = None) -> RepositoriesSpec:
+    return RepositoriesSpec(
+        s3=[S3Repository(repositoryName="s3-models", bucketName="models", endpoint=s3.endpoint,
+                         accessKey="k", secretKey="s")] if s3 else [],
+        https=[HttpsRepository(targetUri=https, secretName="pull-token")] if https else [])
+
+
+@pytest.fixture
+def s3_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TMS_S3_S3_MODELS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("TMS_S3_S3_MODELS_SECRET_ACCESS_KEY", SECRET_KEY)
+
+
+def test_parse_backends() -> None:
+    assert parse_backends('backend: "python"') == ["python"]
+    assert parse_backends('platform: "tensorrt_plan"') == ["tensorrt"]
+    assert parse_backends('platform: "ensemble"') == []
+    with pytest.raises(BackendError, match="neither backend nor platform"):
+        parse_backends("name: x")
+
+
+def test_s3_nested_paths(s3: S3Server, s3_env: None) -> None:
+    learned, errors = learn_backends(["model://s3-models/team/nested/deep/ranker", "model://s3-models/chat/small"],
+                                     repos(s3))
+    assert errors == {}
+    assert learned == {"model://s3-models/team/nested/deep/ranker": ["onnxruntime"],
+                       "model://s3-models/chat/small": ["python"]}
+
+
+def test_s3_bad_credentials_and_missing_objects(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TMS_S3_S3_MODELS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("TMS_S3_S3_MODELS_SECRET_ACCESS_KEY", "wrong-secret")
+    with pytest.raises(BackendError, match=r"access denied \(SignatureDoesNotMatch\).*TMS_S3_S3_MODELS_ACCESS_KEY_ID"):
+        learn_one("model://s3-models/chat/small", repos(s3))
+    monkeypatch.setenv("TMS_S3_S3_MODELS_SECRET_ACCESS_KEY", SECRET_KEY)
+    with pytest.raises(BackendError, match=r"s3://models/chat/missing/config.pbtxt: no such object"):
+        learn_one("model://s3-models/chat/missing", repos(s3))
+
+
+def test_https_zip_reads_only_what_it_needs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    web = tmp_path / "web" / "private"
+    web.mkdir(parents=True)
+    big = web / "big.zip"
+    with zipfile.ZipFile(big, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr("big/config.pbtxt", 'name: "big"\nbackend: "pytorch"\n')
+        zf.writestr("big/1/model.pt", random.Random(0).randbytes(8 * 2**20))  # 8 MiB of weights
+    server, url = serve_dir(tmp_path / "web")
+    try:
+        with pytest.raises(BackendError, match="TMS_HTTPS_PULL_TOKEN"):
+            learn_one(f"{url}/private/big.zip", repos(https="127.0.0.1/private"))
+        monkeypatch.setenv("TMS_HTTPS_PULL_TOKEN", "Bearer wrong")
+        with pytest.raises(BackendError, match="HTTP 401"):
+            learn_one(f"{url}/private/big.zip", repos(https="127.0.0.1/private"))
+        monkeypatch.setenv("TMS_HTTPS_PULL_TOKEN", TOKEN)
+        server.bytes_sent = 0
+        assert learn_one(f"{url}/private/big.zip", repos(https="127.0.0.1/private")) == ["pytorch"]
+        assert server.bytes_sent < 64 * 1024, f"read {server.bytes_sent} bytes of an 8 MiB zip"
+    finally:
+        server.shutdown()
+
+
+def test_pool_lock_learns_and_caches(example_repo: Path, s3: S3Server) -> None:
+    repos_file = example_repo / "policies" / "repositories.yaml"
+    repos_file.write_text(repos_file.read_text().replace("http://minio.storage.svc:9000", s3.endpoint))
+    lease = example_repo / "leases" / "chat-small.yaml"
+    lease.write_text(lease.read_text().replace("      backends: [python]\n", ""))
+    env = {**os.environ, "TMS_S3_S3_MODELS_ACCESS_KEY_ID": ACCESS_KEY,
+           "TMS_S3_S3_MODELS_SECRET_ACCESS_KEY": SECRET_KEY}
+    stale = subprocess.run([TMS, "check", "--now", "2026-11-22T00:00:00Z"], cwd=example_repo, capture_output=True,
+                           text=True)
+    assert stale.returncode == 1 and "[lock.stale]" in stale.stdout
+    out = subprocess.run([TMS, "pool", "lock"], cwd=example_repo, capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    lock = (example_repo / "pools" / "placement.lock.yaml").read_text()
+    assert "model://s3-models/chat/small: [python]" in lock
+    # Later runs need no network: check passes with the cached backend and no credentials.
+    ok = subprocess.run([TMS, "check", "--now", "2026-11-22T00:00:00Z"], cwd=example_repo, capture_output=True,
+                        text=True)
+    assert ok.returncode == 0, ok.stdout
