@@ -73,6 +73,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Triton, 
         time.sleep(0.5)
     else:
         raise AssertionError("Prometheus never scraped the requests")
+    # The tests take "now" to the second; let the scrape that saw the requests fall before it.
+    time.sleep(2)
     yield busy, prom, idle
     prom.stop()
     busy.stop()
