@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -126,7 +126,7 @@ def rebalance_cmd(
     previous = read_lock(root)
     current = compute(repo, previous)
     compact = compute(repo, previous, compact=True)
-    summary = {}
+    summary: dict[str, dict[str, Any]] = {}
     for pool, result in compact.results.items():
         before = len(current.lock.pools[pool].instances)
         summary[pool] = {"instances_before": before, "instances_after": len(result.placement.instances),

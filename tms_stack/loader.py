@@ -71,7 +71,7 @@ def error_position(doc: Document, loc: tuple[Any, ...]) -> tuple[tuple[Any, ...]
     segments = list(loc)
     for i, seg in enumerate(segments):
         if isinstance(node, dict) and isinstance(seg, str) and seg in node or isinstance(node, list) and isinstance(seg, int) and 0 <= seg < len(node):
-            node = node[seg]
+            node = node[seg]  # type: ignore[index]
             path.append(seg)
         elif isinstance(node, dict) and isinstance(seg, str) and i == len(segments) - 1:
             return tuple(path), True
@@ -80,7 +80,7 @@ def error_position(doc: Document, loc: tuple[Any, ...]) -> tuple[tuple[Any, ...]
     return tuple(path), False
 
 
-def _pydantic_message(err: dict[str, Any], doc: Document, path: tuple[Any, ...]) -> str:
+def _pydantic_message(err: Any, doc: Document, path: tuple[Any, ...]) -> str:
     kind = err["type"]
     field_name = ".".join(str(p) for p in path) or "document"
     if kind == "missing":

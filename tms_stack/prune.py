@@ -65,7 +65,7 @@ class PruneResult:
 
 def decide(repo: Repository, now: datetime, source: ActivitySource | None) -> PruneResult:
     result = PruneResult()
-    for stem, loaded in sorted(repo.leases.items()):
+    for _stem, loaded in sorted(repo.leases.items()):
         lease: Lease = loaded.model  # type: ignore[assignment]
         expires = lease.spec.expires
         if expires > now:
@@ -121,7 +121,7 @@ def apply(root: Path, repo: Repository, result: PruneResult) -> list[Path]:
         path.write_text(rewrite_expires(path.read_text(encoding="utf-8"), line, renewal.new), encoding="utf-8")
         touched.append(path)
     pooled_gone = False
-    for name, file, _ in result.expired:
+    for _name, file, _ in result.expired:
         path = root / file
         lease: Lease = repo.leases[Path(file).stem].model  # type: ignore[assignment]
         pooled_gone |= lease.spec.pool is not None

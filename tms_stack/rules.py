@@ -118,7 +118,8 @@ def _policy_rules(ctx: _Ctx) -> Iterator[Diagnostic]:
     if repos is not None:
         seen_names: dict[str, str] = {}
         spec_r = ctx.repo.repositories.spec
-        for kind, entries in (("s3", spec_r.s3), ("volumes", spec_r.volumes)):
+        groups: tuple[tuple[str, list[Any]], ...] = (("s3", list(spec_r.s3)), ("volumes", list(spec_r.volumes)))
+        for kind, entries in groups:
             for i, entry in enumerate(entries):
                 name = entry.repositoryName
                 if name in seen_names:
@@ -320,7 +321,7 @@ def _pooled_rules(ctx: _Ctx, loaded: Loaded, lease: Lease) -> Iterator[Diagnosti
         yield ctx.at(loaded, ("spec", "pool"), "pools.disabled",
                      f"pools are disabled by the admin ({ctx.policy_ref('Limits', ('spec', 'pools', 'enabled'))}): "
                      "use a bespoke triton instead")
-    pools = {loaded_pool.model.name: loaded_pool.model for loaded_pool in ctx.repo.pools.values()}  # type: ignore[attr-defined]
+    pools = {p.name: p for p in ctx.repo.all_pools()}
     pool = pools.get(share.name)
     if pool is None:
         close = [n for n in pools if n.lower() == share.name.lower()]
@@ -434,7 +435,7 @@ def _alias_rules(ctx: _Ctx) -> Iterator[Diagnostic]:
 def _budget_rules(ctx: _Ctx) -> Iterator[Diagnostic]:
     budgets = ctx.repo.limits.spec.budgets
     by_owner: dict[str, list[tuple[str, Loaded, int]]] = defaultdict(list)
-    pools = {p.model.name: p.model for p in ctx.repo.pools.values()}  # type: ignore[attr-defined]
+    pools = {p.name: p for p in ctx.repo.all_pools()}
     for loaded in ctx.repo.leases.values():
         lease: Lease = loaded.model  # type: ignore[assignment]
         eff = effective_lease(lease, ctx.repo.limits, ctx.repo.allowlist, pools)

@@ -4,6 +4,7 @@ program and by `tms render` alike, so both produce the same objects."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, ValidationError
 
@@ -101,7 +102,8 @@ def settings_from_document(doc: Document) -> StackSettings:
 
 def _prefixed(doc: Document) -> Document:
     """A view of the document where `config.tms-stack:key` reads as top-level `key`."""
-    values, keys = {}, {}
+    values: dict[tuple[Any, ...], Any] = {}
+    keys: dict[tuple[Any, ...], Any] = {}
     for table, out in ((doc.values, values), (doc.keys, keys)):
         for path, pos in table.items():
             if len(path) >= 2 and path[0] == "config" and isinstance(path[1], str) and path[1].startswith(CONFIG_PREFIX):

@@ -52,10 +52,10 @@ def start_s3() -> Iterator[S3Server]:
             try:
                 requests.get(endpoint, timeout=1)
                 break
-            except requests.RequestException:
+            except requests.RequestException as exc:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     proc.kill()
-                    raise RuntimeError("versitygw did not start: " + (proc.stderr.read() or b"").decode()[-2000:])
+                    raise RuntimeError("versitygw did not start: " + (proc.stderr.read() or b"").decode()[-2000:]) from exc
                 time.sleep(0.1)
         try:
             yield S3Server(endpoint)

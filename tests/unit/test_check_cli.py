@@ -49,8 +49,8 @@ def test_github_annotations(example_repo: Path) -> None:
 def test_github_annotations_are_capped_and_escaped(example_repo: Path) -> None:
     for i in range(12):
         (example_repo / "leases" / f"bad-{i}.yaml").write_text(
-            "apiVersion: tms-stack/v1\nkind: Lease\nmetadata: {name: bad-%d, owner: x}\n"
-            "spec: {models: [{name: m, uri: 'model://nope/m'}], expires: 2027-01-01T00:00:00Z}\n" % i)
+            f"apiVersion: tms-stack/v1\nkind: Lease\nmetadata: {{name: bad-{i}, owner: x}}\n"
+            "spec: {models: [{name: m, uri: 'model://nope/m'}], expires: 2027-01-01T00:00:00Z}\n")
     out = tms(example_repo, "--format", "github")
     errors = [line for line in out.stdout.splitlines() if line.startswith("::error file=")]
     assert len(errors) == 10
