@@ -56,6 +56,20 @@ def _scratch(root: Path, dest: Path) -> None:
             shutil.copytree(root / part, dest / part)
 
 
+def _apply(base: Path, rel: Mapping[Path, str | None]) -> list[Path]:
+    """Write (or, for None, delete) each root-relative path under `base`."""
+    touched = []
+    for path, text in rel.items():
+        target = base / path
+        if text is None:
+            target.unlink(missing_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        touched.append(target)
+    return touched
+
+
 def checked_write(root: Path, changes: Mapping[Path, Change], update_lock: bool = True) -> list[Path]:
     """Apply `changes` (absolute or root-relative paths) if they introduce no `tms check` error."""
     from tms_stack.check import run_check
@@ -69,13 +83,7 @@ def checked_write(root: Path, changes: Mapping[Path, Change], update_lock: bool 
     with tempfile.TemporaryDirectory(prefix="tms-edit-") as tmp:
         scratch = Path(tmp)
         _scratch(root, scratch)
-        for path, text in rel.items():
-            target = scratch / path
-            if text is None:
-                target.unlink(missing_ok=True)
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(text, encoding="utf-8")
+        _apply(scratch, rel)
         lock_text = None
         if update_lock:
             repo_after = run_check(scratch).repo
@@ -89,15 +97,7 @@ def checked_write(root: Path, changes: Mapping[Path, Change], update_lock: bool 
     if new:
         raise TmsError("the change would not pass `tms check`:\n" + "\n".join(
             f"  {d.location()}: {d.message} [{d.rule}]" for d in new), new)
-    written = []
-    for path, text in rel.items():
-        target = root / path
-        if text is None:
-            target.unlink(missing_ok=True)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
-        written.append(target)
+    written = _apply(root, rel)
     if lock_text is not None:
         current = lock_path(root)
         if not current.exists() or current.read_text(encoding="utf-8") != lock_text:
