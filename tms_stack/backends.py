@@ -23,8 +23,10 @@ from tms_stack.models.policies import RepositoriesSpec
 from tms_stack.sources.archive import model_root
 from tms_stack.urimatch import best_match
 
-_BACKEND = re.compile(r'^\s*backend\s*:\s*"([^"]+)"', re.M)
-_PLATFORM = re.compile(r'^\s*platform\s*:\s*"([^"]+)"', re.M)
+# Top-level fields only (no indentation inside nested messages matters: neither name occurs there);
+# protobuf text format allows both quote styles.
+_BACKEND = re.compile(r'^\s*backend\s*:\s*["\']([^"\']+)["\']', re.M)
+_PLATFORM = re.compile(r'^\s*platform\s*:\s*["\']([^"\']+)["\']', re.M)
 PLATFORMS = {
     "tensorrt_plan": "tensorrt", "tensorflow_graphdef": "tensorflow", "tensorflow_savedmodel": "tensorflow",
     "onnxruntime_onnx": "onnxruntime", "pytorch_libtorch": "pytorch", "ensemble": "",

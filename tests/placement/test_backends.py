@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.support.s3server import ACCESS_KEY, SECRET_KEY, S3Server, start_s3
+from tests.support.s3server import ACCESS_KEY, SECRET_KEY, S3Server, s3_server  # noqa: F401 (fixture)
 from tests.support.zipserver import TOKEN, serve_dir
 from tms_stack.backends import BackendError, learn_backends, learn_one, parse_backends
 from tms_stack.models.policies import HttpsRepository, RepositoriesSpec, S3Repository
@@ -22,16 +22,14 @@ TMS = str(ROOT / ".venv" / "bin" / "tms")
 
 
 @pytest.fixture(scope="module")
-def s3() -> Iterator[S3Server]:
-    gen = start_s3()
-    server = next(gen)
+def s3(s3_server: S3Server) -> Iterator[S3Server]:  # noqa: F811
+    server = s3_server
     client = server.client()
     client.create_bucket(Bucket="models")
     client.put_object(Bucket="models", Key="team/nested/deep/ranker/config.pbtxt",
                       Body=b'name: "ranker"\nplatform: "onnxruntime_onnx"\nmax_batch_size: 8\n')
     client.put_object(Bucket="models", Key="chat/small/config.pbtxt", Body=b'name: "chat"\nbackend: "python"\n')
     yield server
-    next(gen, None)
 
 
 def repos(s3: S3Server | None = None, https: str | None = None) -> RepositoriesSpec:
@@ -51,6 +49,7 @@ def test_parse_backends() -> None:
     assert parse_backends('backend: "python"') == ["python"]
     assert parse_backends('platform: "tensorrt_plan"') == ["tensorrt"]
     assert parse_backends('platform: "ensemble"') == []
+    assert parse_backends("name: 'x'\n# backend: \"commented\"\n  backend: 'onnxruntime'\n") == ["onnxruntime"]
     with pytest.raises(BackendError, match="neither backend nor platform"):
         parse_backends("name: x")
 
@@ -71,6 +70,18 @@ def test_s3_bad_credentials_and_missing_objects(s3: S3Server, monkeypatch: pytes
     monkeypatch.setenv("TMS_S3_S3_MODELS_SECRET_ACCESS_KEY", SECRET_KEY)
     with pytest.raises(BackendError, match=r"s3://models/chat/missing/config.pbtxt: no such object"):
         learn_one("model://s3-models/chat/missing", repos(s3))
+
+
+def test_volume_mounted_locally(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "team" / "ranker").mkdir(parents=True)
+    (tmp_path / "team" / "ranker" / "config.pbtxt").write_text('platform: "tensorrt_plan"\n')
+    spec = RepositoriesSpec.model_validate({"volumes": [{"repositoryName": "shared-vol", "volumeClaimName": "models"}]})
+    with pytest.raises(BackendError, match="TMS_VOLUME_SHARED_VOL"):
+        learn_one("model://shared-vol/team/ranker", spec)
+    monkeypatch.setenv("TMS_VOLUME_SHARED_VOL", str(tmp_path))
+    assert learn_one("model://shared-vol/team/ranker", spec) == ["tensorrt"]
+    with pytest.raises(BackendError, match="no such file"):
+        learn_one("model://shared-vol/team/missing", spec)
 
 
 def test_https_zip_reads_only_what_it_needs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,6 +1,10 @@
 """A real S3-compatible server on loopback for tests: versitygw (posix backend) built from Go
 modules by scripts/deps.d/30-s3server.sh. It checks request signatures, so wrong keys fail as
-they would against AWS or MinIO."""
+they would against AWS or MinIO.
+
+Use the `s3_server` fixture (import it into your test module or conftest) or, for a fixture of
+another scope, the `start_s3()` generator. Either yields an S3Server: `endpoint`, `access_key`,
+`secret_key` and `client()`, a boto3 client factory (pass other keys to test refusals)."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
 import requests
 
 from tests.support.triton import free_port
@@ -34,18 +39,28 @@ def binary() -> Path:
 @dataclass
 class S3Server:
     endpoint: str
+    access_key: str = ACCESS_KEY
+    secret_key: str = SECRET_KEY
+    region: str = "us-east-1"
 
-    def client(self, access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY) -> Any:
-        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
-                            aws_access_key_id=access_key, aws_secret_access_key=secret_key)
+    def client(self, access_key: str | None = None, secret_key: str | None = None) -> Any:
+        return boto3.client("s3", endpoint_url=self.endpoint, region_name=self.region,
+                            aws_access_key_id=access_key or self.access_key,
+                            aws_secret_access_key=secret_key or self.secret_key)
 
 
 def start_s3() -> Iterator[S3Server]:
+    """Start versitygw on a free loopback port with an empty data directory; stop it and delete
+    the data when the generator is closed or exhausted. Fails (never skips) if it cannot start."""
     port = free_port()
-    with tempfile.TemporaryDirectory(prefix="tms-s3-") as data:
+    with tempfile.TemporaryDirectory(prefix="tms-s3-") as tmp:
+        data, log_path = Path(tmp) / "data", Path(tmp) / "versitygw.log"
+        data.mkdir()
+        # A log file, not a pipe: a chatty server must never block on a full pipe.
+        log = log_path.open("wb")
         proc = subprocess.Popen([str(binary()), "--access", ACCESS_KEY, "--secret", SECRET_KEY,
-                                 "--port", f"127.0.0.1:{port}", "--quiet", "posix", data],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                 "--port", f"127.0.0.1:{port}", "--quiet", "posix", str(data)],
+                                stdout=log, stderr=subprocess.STDOUT)
         endpoint = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while True:
@@ -55,10 +70,24 @@ def start_s3() -> Iterator[S3Server]:
             except requests.RequestException as exc:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     proc.kill()
-                    raise RuntimeError("versitygw did not start: " + (proc.stderr.read() or b"").decode()[-2000:]) from exc
+                    proc.wait(10)
+                    log.close()
+                    raise RuntimeError("versitygw did not start within 30 s: "
+                                       + log_path.read_text(errors="replace")[-2000:]) from exc
                 time.sleep(0.1)
         try:
             yield S3Server(endpoint)
         finally:
             proc.terminate()
-            proc.wait(10)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+            log.close()
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[S3Server]:
+    """A fresh, empty S3 server per test module (create your buckets in the test)."""
+    yield from start_s3()
