@@ -139,7 +139,9 @@ def rebalance_cmd(
                        f"{len(s['moved'])} lease(s) would move" + (f": {', '.join(s['moved'])}" if s["moved"] else ""))
     if write:
         write_lock(root, compact.lock)
-        typer.echo("wrote pools/placement.lock.yaml; moved leases' models load on their new instance. Commit it.")
+        if not porcelain:
+            typer.echo("wrote pools/placement.lock.yaml; moved leases' models load on their new instance. "
+                       "Commit it.")
 
 
 @pool_app.command("list")
