@@ -220,7 +220,8 @@ def rebalance(shape: PoolShape, demands: Iterable[Demand], previous: PoolPlaceme
             if lease in before:
                 overlap[before[lease]] = overlap.get(before[lease], 0) + 1
         for old, count in overlap.items():
-            pairs.append((-count, inst.index, old))
+            if old < shape.max_instances:  # an index at or above a lowered max is gone for good
+                pairs.append((-count, inst.index, old))
     pairs.sort()
     mapping: dict[int, int] = {}
     used: set[int] = set()

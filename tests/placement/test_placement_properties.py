@@ -127,3 +127,71 @@ def test_freed_instances_above_min_are_removed() -> None:
     assert [i.index for i in after.placement.instances] == [0]
     empty = place(shape, [], after.placement)
     assert len(empty.placement.instances) == 1 and empty.placement.instances[0].leases == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(workloads(), st.integers(0, 6), st.randoms(use_true_random=False))
+def test_lock_is_a_fixed_point(work: tuple[PoolShape, list[Demand]], shrink: int, rnd: random.Random) -> None:
+    """What `tms pool lock` or `rebalance --write` wrote is what `tms check` recomputes, else every
+    check would call a fresh lock stale - also after the admin lowered instances.max, and whatever
+    instance numbers history left behind."""
+    shape, demands = work
+    wider = PoolShape(shape.name, shape.quota, shape.min_instances, shape.max_instances + shrink,
+                      shape.backend_uniqueness)
+    previous = place(wider, demands).placement
+    numbers = rnd.sample(range(wider.max_instances), len(previous.instances))
+    previous = PoolPlacement(instances=[i.model_copy(update={"index": n})
+                                        for i, n in zip(previous.instances, numbers, strict=True)])
+    for result in (place(shape, demands, previous), rebalance(shape, demands, previous)):
+        assert_valid(shape, demands, result.placement, {u.lease for u in result.unplaced})
+        assert all(i.index < shape.max_instances for i in result.placement.instances)
+        again = place(shape, demands, result.placement)
+        assert again.placement == result.placement
+        assert again.moved == ()
+
+
+@settings(max_examples=150, deadline=None)
+@given(workloads(), st.lists(st.tuples(st.sampled_from(["add", "remove", "resize", "backends"]),
+                                       st.integers(0, 10**6), st.integers(1, 12), BACKENDS), max_size=12))
+def test_history_of_changes_moves_only_the_changed_lease(
+        work: tuple[PoolShape, list[Demand]], steps: list[tuple[str, int, int, frozenset[str] | None]]) -> None:
+    """Stability over a history, not just from a fresh placement: each step changes one lease."""
+    shape, demands = work
+    current = place(shape, demands)
+    for n, (kind, pick, size, backends) in enumerate(steps):
+        size = min(size, shape.quota)
+        changed = list(demands)
+        if kind == "add" or not demands:
+            target = f"added-{n:02d}"
+            changed.append(Demand(target, size, backends))
+        else:
+            i = pick % len(demands)
+            target = demands[i].lease
+            if kind == "remove":
+                del changed[i]
+            elif kind == "resize":
+                changed[i] = Demand(target, size, demands[i].backends)
+            else:
+                changed[i] = Demand(target, demands[i].quota, backends)
+        after = place(shape, changed, current.placement)
+        assert_valid(shape, changed, after.placement, {u.lease for u in after.unplaced})
+        old, new = _where(current.placement), _where(after.placement)
+        lost = {i.index for i in current.placement.instances} - {i.index for i in after.placement.instances}
+        moved = {x for x in old if x in new and old[x] != new[x] and x != target}
+        assert all(old[x] in lost for x in moved), f"step {n}: {kind} {target} moved {moved}"
+        # Keep only placed leases, as `tms check` would refuse the rest.
+        unplaced = {u.lease for u in after.unplaced}
+        demands = [d for d in changed if d.lease not in unplaced]
+        current = place(shape, demands, after.placement)
+
+
+def test_rebalance_keeps_indexes_below_max() -> None:
+    """An old index at or above a lowered `instances.max` is not reused for a compacted instance."""
+    from tms_stack.models.lock import InstanceAssignment
+
+    shape = PoolShape("shared-t4-pool", 8, 0, 2)
+    previous = PoolPlacement(instances=[InstanceAssignment(index=3, leases=["a"], backends=["x"], quotas={"a": 2})])
+    result = rebalance(shape, [Demand("a", 2, frozenset({"x"}))], previous)
+    assert [i.index for i in result.placement.instances] == [0]
+    assert result.moved == ("a",)
+    assert place(shape, [Demand("a", 2, frozenset({"x"}))], result.placement).placement == result.placement
