@@ -41,7 +41,14 @@ def _repo_root(paths: list[Path]) -> tuple[Path, list[str]]:
     """`tms check [PATHS]`: a repository root, or files/folders inside the current repository."""
     if len(paths) == 1 and paths[0].is_dir() and any((paths[0] / d).is_dir() for d in ("leases", "pools", "policies")):
         return paths[0], []
-    root = Path.cwd()
+    # The repository is the nearest folder up from here (or from the first path) with leases/,
+    # pools/ or policies/, so `tms check fraud.yaml` works from inside leases/ too.
+    def find_root(start: Path) -> Path | None:
+        return next((d for d in (start, *start.parents)
+                     if any((d / sub).is_dir() for sub in ("leases", "pools", "policies"))), None)
+
+    first = paths[0].resolve() if paths else Path.cwd()
+    root = find_root(Path.cwd().resolve()) or find_root(first if first.is_dir() else first.parent) or Path.cwd()
     only = []
     for p in paths:
         if not p.exists():
