@@ -57,9 +57,10 @@ def run_check(root: Path, now: datetime | None = None, only: list[str] | None = 
     for rule in EXTRA_RULES:
         diags.extend(rule(repo, now))
     diags = sorted(set(diags))
-    if only:
-        wanted = {Path(p).as_posix().lstrip("./") for p in only}
-        keep = lambda d: any(d.file == w or d.file.startswith(w.rstrip("/") + "/") for w in wanted)
+    # Path() already drops "./"; "." (the whole repository) means no filter.
+    wanted = {Path(p).as_posix().rstrip("/") for p in only or ()} - {"."}
+    if wanted:
+        keep = lambda d: any(d.file == w or d.file.startswith(w + "/") for w in wanted)
         diags = [d for d in diags if keep(d)]
         repo.unreadable = [d for d in repo.unreadable if keep(d)]
     return CheckResult(repo, diags)

@@ -47,6 +47,7 @@ class Repository:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     invalid_leases: set[str] = field(default_factory=set)  # stems of lease files that failed schema
     invalid_policies: set[str] = field(default_factory=set)  # policy files that failed schema
+    invalid_pools: set[str] = field(default_factory=set)  # stems of pool files that failed schema
 
     def lease(self, name: str) -> Lease:
         return self.leases[name].model  # type: ignore[return-value]
@@ -212,7 +213,9 @@ def load_repository(root: Path, progress: Callable[[int, int], None] | None = No
         repo.diagnostics.extend(invalid)
         if folder == "leases" and loaded is None:
             repo.invalid_leases.add(path.stem)
-        if folder == "policies" and invalid:
+        if folder == "pools" and loaded is None:
+            repo.invalid_pools.add(path.stem)
+        if folder == "policies" and (invalid or unreadable):
             repo.invalid_policies.add(display)
         if progress and (i % 500 == 0 or i == len(files) - 1):
             progress(i + 1, len(files))

@@ -37,6 +37,9 @@ RESOURCE_FIELDS = (
 class _Ctx:
     def __init__(self, repo: Repository):
         self.repo = repo
+        # Built once: pooled-lease rules look a pool up per lease (10,000 leases in the benchmark).
+        self.pools_by_name = {p.name: p for p in repo.all_pools()}
+        self.invalid_pool_names = {stem.lower() for stem in repo.invalid_pools}
 
     def at(self, loaded: Loaded, path: tuple[Any, ...], rule: str, message: str,
            severity: Severity = Severity.ERROR) -> Diagnostic:
@@ -321,8 +324,10 @@ def _pooled_rules(ctx: _Ctx, loaded: Loaded, lease: Lease) -> Iterator[Diagnosti
         yield ctx.at(loaded, ("spec", "pool"), "pools.disabled",
                      f"pools are disabled by the admin ({ctx.policy_ref('Limits', ('spec', 'pools', 'enabled'))}): "
                      "use a bespoke triton instead")
-    pools = {p.name: p for p in ctx.repo.all_pools()}
+    pools = ctx.pools_by_name
     pool = pools.get(share.name)
+    if pool is None and share.name.lower() in ctx.invalid_pool_names:
+        return  # the pool's file is broken and says so itself; "does not exist" would mislead
     if pool is None:
         close = [n for n in pools if n.lower() == share.name.lower()]
         hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -424,6 +429,8 @@ def _alias_rules(ctx: _Ctx) -> Iterator[Diagnostic]:
             if alias in reserved:
                 yield ctx.at(loaded, path, "names.clash",
                              f"name {alias!r} is already the Service of {reserved[alias]}: pick another name")
+            elif owners.get(alias) == loaded.file:
+                yield ctx.at(loaded, path, "names.unique", f"name {alias!r} appears twice in spec.names")
             elif alias in owners:
                 yield ctx.at(loaded, path, "names.unique",
                              f"name {alias!r} is already taken by {owners[alias]}: names are unique across leases "
