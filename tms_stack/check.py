@@ -66,16 +66,43 @@ def run_check(root: Path, now: datetime | None = None, only: list[str] | None = 
     return CheckResult(repo, diags)
 
 
-def format_text(result: CheckResult) -> str:
+def format_text(result: CheckResult, excerpts: bool = False) -> str:
+    """One line per finding; with `excerpts`, the offending source line and a caret under it."""
     lines = []
+    sources: dict[str, list[str]] = {}
     for d in result.all():
         kind = "warning" if d.severity is Severity.WARNING else "error"
         lines.append(f"{d.location()}: {kind}: {d.message} [{d.rule}]")
+        if excerpts and d.line >= 1:
+            lines.extend(_excerpt(result.repo.root, d, sources))
     n_leases, n_pools = len(result.repo.leases), len(result.repo.pools)
     summary = (f"{len(result.errors) + len(result.unreadable)} error(s), {len(result.warnings)} warning(s) "
                f"in {n_leases} lease(s), {n_pools} pool(s)")
     lines.append(("OK: " if result.exit_code == EXIT_OK else "FAILED: ") + summary)
     return "\n".join(lines)
+
+
+EXCERPT_WIDTH = 100
+
+
+def _excerpt(root: Path, d: Diagnostic, cache: dict[str, list[str]]) -> list[str]:
+    if d.file not in cache:
+        try:
+            cache[d.file] = (root / d.file).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            cache[d.file] = []
+    source = cache[d.file]
+    if d.line > len(source):
+        return []
+    text, col = source[d.line - 1].rstrip(), max(d.col, 1)
+    # Long lines (flow mappings) are cut to a window around the column, so the caret stays visible.
+    start = max(0, min(col - 1 - EXCERPT_WIDTH // 2, len(text) - EXCERPT_WIDTH))
+    lead = "..." if start else ""
+    shown = lead + text[start:start + EXCERPT_WIDTH] + ("..." if len(text) > start + EXCERPT_WIDTH else "")
+    # Tabs before the column are copied so the caret lines up however the terminal expands them.
+    pad = "".join("\t" if ch == "\t" else " " for ch in shown[:len(lead) + col - 1 - start])
+    gutter = f"{d.line:>5} | "
+    return [gutter + shown, " " * (len(gutter) - 2) + "| " + pad + "^"]
 
 
 def _gh_escape_data(text: str) -> str:
@@ -125,7 +152,11 @@ def format_json(result: CheckResult) -> str:
     return json.dumps(payload, indent=2, sort_keys=True)
 
 
-FORMATTERS = {"text": format_text, "github": format_github, "json": format_json}
+def format_text_with_excerpts(result: CheckResult) -> str:
+    return format_text(result, excerpts=True)
+
+
+FORMATTERS = {"text": format_text_with_excerpts, "github": format_github, "json": format_json}
 
 
 def _register_builtin_rules() -> None:

@@ -34,7 +34,23 @@ def test_violation_exits_1_with_file_line_text(example_repo: Path) -> None:
     assert out.stdout.splitlines() == [
         "leases/fraud-detector.yaml:22:22: error: cpu: 40 exceeds the admin maximum 16 "
         "(policies/limits.yaml:12) [resources.maximum]",
+        "   22 |     resources: {cpu: 40, gpu: 2, systemMemory: 32Gi, sharedMemory: 512Mi, repositorySize: 4Gi}",
+        "      |                      ^",
         "FAILED: 1 error(s), 0 warning(s) in 6 lease(s), 2 pool(s)"]
+
+
+def test_text_excerpt_of_a_long_line_keeps_the_caret_on_the_column(example_repo: Path) -> None:
+    f = example_repo / "leases" / "fraud-detector.yaml"
+    f.write_text(f.read_text().replace("repositorySize: 4Gi}", "repositorySize: 4Gi" + ", x: 1" * 30 + ", bad: 1}"))
+    out = tms(example_repo, "leases/fraud-detector.yaml")
+    assert out.returncode == 2  # a duplicate key makes the file unreadable
+    line, source, caret = out.stdout.splitlines()[:3]
+    assert line.startswith("leases/fraud-detector.yaml:22:") and "duplicate key 'x'" in line
+    col = int(line.split(":")[2])
+    text = f.read_text().splitlines()[21]
+    assert source.startswith("   22 | ...") and len(source) < 130
+    # the caret points at the same character in the excerpt as the column in the file
+    assert source[caret.index("^")] == text[col - 1] == "x"
 
 
 def test_github_annotations(example_repo: Path) -> None:
@@ -93,3 +109,34 @@ def test_paths_limit_the_report(example_repo: Path) -> None:
     assert "image-classifier.yaml:6" in only.stdout and "fraud-detector" not in only.stdout
     missing = tms(example_repo, "leases/nope.yaml")
     assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_paths_work_from_a_subfolder_and_as_absolute_paths(example_repo: Path, tmp_path: Path) -> None:
+    _break(example_repo)
+    from_leases = subprocess.run([TMS, "check", "fraud-detector.yaml", "--now", NOW], cwd=example_repo / "leases",
+                                 capture_output=True, text=True, timeout=60)
+    assert from_leases.returncode == 1 and "leases/fraud-detector.yaml:22:22" in from_leases.stdout
+    elsewhere = subprocess.run([TMS, "check", str(example_repo / "leases" / "chat-small.yaml"), "--now", NOW],
+                               cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert elsewhere.returncode == 0, elsewhere.stdout + elsewhere.stderr
+    whole = subprocess.run([TMS, "check", ".", "--now", NOW], cwd=example_repo / "leases",
+                           capture_output=True, text=True, timeout=60)
+    assert whole.returncode == 1 and "fraud-detector.yaml:22" in whole.stdout
+
+
+def test_now_decides_expiry(example_repo: Path) -> None:
+    later = subprocess.run([TMS, "check", "--now", "2027-01-20T00:00:00Z"], cwd=example_repo,
+                           capture_output=True, text=True, timeout=60)
+    assert later.returncode == 0  # expired leases warn; they never fail a PR
+    assert "leases/image-classifier.yaml:11:12: warning: lease expired at 2027-01-15T12:00:00Z" in later.stdout
+    bad = subprocess.run([TMS, "check", "--now", "next week"], cwd=example_repo, capture_output=True, text=True,
+                         timeout=60)
+    assert bad.returncode == 2 and "is not a time" in bad.stderr
+
+
+def test_an_invalid_pool_does_not_also_make_its_leases_unknown(example_repo: Path) -> None:
+    pool = example_repo / "pools" / "shared-t4-pool.yaml"
+    pool.write_text(pool.read_text().replace("  instanceQuota: 8\n", ""))
+    out = tms(example_repo, "--format", "json")
+    rules = [(d["file"], d["rule"]) for d in json.loads(out.stdout)["diagnostics"]]
+    assert rules == [("pools/shared-t4-pool.yaml", "pool.schema")]
