@@ -175,9 +175,9 @@ class _FreeIndex:
             if i < len(bucket) and bucket[i] == inst.index:
                 bucket.pop(i)
 
-    def best_fit(self, demand: Demand, shape: PoolShape) -> _Instance | None:
+    def best_fit(self, demand: Demand, shape: PoolShape, skip_empty: bool = False) -> _Instance | None:
         """The fullest instance that still takes `demand`; an empty one only if no used one does."""
-        for free in range(demand.quota, self.quota + 1):
+        for free in range(demand.quota, self.quota + (0 if skip_empty else 1)):
             for index in self.buckets.get(free, ()):
                 inst = self.instances[index]
                 if inst.accepts(demand, shape):
@@ -205,8 +205,65 @@ def _fmt(backends: Backends) -> str:
 
 
 def rebalance(shape: PoolShape, demands: Iterable[Demand], previous: PoolPlacement | None) -> PlacementResult:
-    """A compacted placement from scratch, with instance numbers chosen to keep as many leases in
-    place as possible; `moved` says what a user would pay for it."""
+    """A compacted placement on request. Two candidates: draining the emptiest instances into the
+    holes of the others (moves only the drained leases), and a from-scratch best-fit numbered to
+    keep as many leases in place as possible. The one with fewer unplaced leases, then fewer
+    instances, then fewer moves wins; `moved` says what a user would pay for it."""
+    demands = list(demands)
+    current = place(shape, demands, previous)
+    candidates = [_drain(shape, demands, current, previous), _from_scratch(shape, demands, previous)]
+    return min(candidates, key=lambda r: (len(r.unplaced), len(r.placement.instances), len(r.moved)))
+
+
+def _moved(placement: PoolPlacement, previous: PoolPlacement | None) -> tuple[str, ...]:
+    before = {lease: i.index for i in (previous.instances if previous else []) for lease in i.leases}
+    where = {lease: i.index for i in placement.instances for lease in i.leases}
+    return tuple(sorted(n for n, idx in where.items() if n in before and before[n] != idx))
+
+
+def _drain(shape: PoolShape, demands: list[Demand], current: PlacementResult,
+           previous: PoolPlacement | None) -> PlacementResult:
+    by_name = {d.lease: d for d in demands}
+    instances: dict[int, _Instance] = {}
+    for prev in current.placement.instances:
+        inst = instances[prev.index] = _Instance(prev.index, backends=set(prev.backends))
+        for lease in prev.leases:
+            inst.add(by_name[lease])
+    free = _FreeIndex(instances, shape.quota)
+    receivers: set[int] = set()  # an instance that took leases keeps them: nothing moves twice
+    for victim in sorted(instances.values(), key=lambda i: (i.used, -i.index)):
+        if len(instances) <= max(shape.min_instances, 1) or victim.index in receivers:
+            continue
+        free.remove(victim)
+        trial: list[tuple[_Instance, Demand, set[str], bool]] = []
+        for demand in sorted((by_name[n] for n in victim.leases), key=lambda d: (-d.quota, d.lease)):
+            target = free.best_fit(demand, shape, skip_empty=True)
+            if target is None:
+                break
+            trial.append((target, demand, set(target.backends), target.exclusive))
+            free.remove(target)
+            target.add(demand)
+            free.insert(target)
+        if len(trial) < len(victim.leases):
+            for target, demand, backends, exclusive in reversed(trial):  # undo: the victim stays as it was
+                free.remove(target)
+                target.leases.pop()
+                target.used -= demand.quota
+                target.backends, target.exclusive = backends, exclusive
+                free.insert(target)
+            free.insert(victim)
+            continue
+        receivers.update(t.index for t, *_ in trial)
+        del instances[victim.index]
+    placement = PoolPlacement(instances=[
+        InstanceAssignment(index=i.index, leases=list(i.leases), backends=sorted(i.backends),
+                           quotas={n: by_name[n].quota for n in i.leases})
+        for i in sorted(instances.values(), key=lambda i: i.index)
+    ])
+    return PlacementResult(placement, current.unplaced, _moved(placement, previous))
+
+
+def _from_scratch(shape: PoolShape, demands: list[Demand], previous: PoolPlacement | None) -> PlacementResult:
     fresh = place(shape, demands, None)
     before: dict[str, int] = {}
     for inst in (previous.instances if previous else []):
@@ -239,6 +296,5 @@ def rebalance(shape: PoolShape, demands: Iterable[Demand], previous: PoolPlaceme
     instances = sorted(
         (InstanceAssignment(index=mapping[i.index], leases=i.leases, backends=i.backends, quotas=i.quotas)
          for i in fresh.placement.instances), key=lambda i: i.index)
-    where = {lease: i.index for i in instances for lease in i.leases}
-    moved = tuple(sorted(n for n, idx in where.items() if n in before and before[n] != idx))
-    return PlacementResult(PoolPlacement(instances=instances), fresh.unplaced, moved)
+    placement = PoolPlacement(instances=instances)
+    return PlacementResult(placement, fresh.unplaced, _moved(placement, previous))

@@ -104,6 +104,11 @@ def test_rebalance_is_valid_and_never_uses_more_instances(work: tuple[PoolShape,
     compact = rebalance(shape, demands, current.placement)
     assert_valid(shape, demands, compact.placement, {u.lease for u in compact.unplaced})
     assert len(compact.placement.instances) <= max(len(current.placement.instances), shape.min_instances)
+    # Nothing to gain, nothing moves: a placement already at the lower bound is left alone.
+    bound = max(-(-sum(d.quota for d in demands) // shape.quota), shape.min_instances, 1)
+    if not shape.backend_uniqueness and not current.unplaced and len(current.placement.instances) <= bound:
+        assert compact.moved == ()
+        assert compact.placement == current.placement
 
 
 def test_full_pool_message() -> None:
@@ -183,6 +188,19 @@ def test_history_of_changes_moves_only_the_changed_lease(
         unplaced = {u.lease for u in after.unplaced}
         demands = [d for d in changed if d.lease not in unplaced]
         current = place(shape, demands, after.placement)
+
+
+def test_rebalance_drains_the_emptiest_instance() -> None:
+    shape = PoolShape("shared-t4-pool", 8, 0, 8, backend_uniqueness=False)
+    sizes = {"a": 6, "b": 6, "c": 6, "p": 2, "q": 2, "r": 2, "s": 2}
+    current = place(shape, [Demand(n, q, None) for n, q in sizes.items()]).placement
+    assert _where(current) == {"a": 0, "p": 0, "b": 1, "q": 1, "c": 2, "r": 2, "s": 3}
+    rest = [Demand(n, q, None) for n, q in sizes.items() if n != "p"]
+    current = place(shape, rest, current).placement      # p leaves a hole of 2 on instance 0
+    assert len(current.instances) == 4
+    result = rebalance(shape, rest, current)
+    assert result.moved == ("s",)
+    assert _where(result.placement) == {"a": 0, "s": 0, "b": 1, "q": 1, "c": 2, "r": 2}
 
 
 def test_rebalance_keeps_indexes_below_max() -> None:
