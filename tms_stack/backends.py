@@ -3,8 +3,9 @@
 Used by `tms pool lock` (never by `tms check`, which must not touch the network); results are
 cached in the placement lock. Credentials in CI, where the Kubernetes Secrets named in policies
 do not exist, come from the environment:
-- S3: `TMS_S3_<REPO>_ACCESS_KEY_ID` / `TMS_S3_<REPO>_SECRET_ACCESS_KEY` (REPO upper-cased, `-` as
-  `_`), else boto3's usual chain (AWS_* variables, profile, instance role);
+- S3: `TMS_S3_<REPO>_ACCESS_KEY_ID` / `_SECRET_ACCESS_KEY` (/ `_SESSION_TOKEN`) (REPO upper-cased,
+  other characters as `_`), else the named profile `TMS_S3_<REPO>_PROFILE`, else boto3's usual
+  chain (AWS_* variables, AWS_PROFILE, web identity / OIDC, instance role);
 - HTTPS: `TMS_HTTPS_<SECRET>` holds the Authorization value for the secret that matches the URL;
 - volumes: `TMS_VOLUME_<REPO>` is a local path where the volume is mounted.
 """
@@ -118,6 +119,7 @@ def https_config(url: str, repos: RepositoriesSpec) -> tuple[str, int]:
 
 def s3_config(repo_name: str, path: str, repos: RepositoriesSpec) -> str:
     import boto3
+    from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
 
     s3 = next(r for r in repos.s3 if r.repositoryName == repo_name)
@@ -125,23 +127,32 @@ def s3_config(repo_name: str, path: str, repos: RepositoriesSpec) -> str:
     if s3.endpoint:
         kwargs["endpoint_url"] = s3.endpoint
     kwargs["region_name"] = s3.awsRegion or "us-east-1"
-    key = os.environ.get(f"TMS_S3_{_env_key(repo_name)}_ACCESS_KEY_ID")
-    if key:
+    prefix = f"TMS_S3_{_env_key(repo_name)}_"
+    if key := os.environ.get(prefix + "ACCESS_KEY_ID"):
         kwargs["aws_access_key_id"] = key
-        kwargs["aws_secret_access_key"] = os.environ.get(f"TMS_S3_{_env_key(repo_name)}_SECRET_ACCESS_KEY", "")
+        kwargs["aws_secret_access_key"] = os.environ.get(prefix + "SECRET_ACCESS_KEY", "")
+        if token := os.environ.get(prefix + "SESSION_TOKEN"):
+            kwargs["aws_session_token"] = token
     object_key = f"{path.strip('/')}/config.pbtxt"
     try:
-        body = boto3.client("s3", **kwargs).get_object(Bucket=s3.bucketName, Key=object_key)["Body"].read()
+        session = boto3.Session(profile_name=os.environ.get(prefix + "PROFILE") or None)
+        # Bounded: a wrong endpoint must fail in seconds, not after boto3's long default retries.
+        config = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 2})
+        body = session.client("s3", config=config, **kwargs).get_object(Bucket=s3.bucketName, Key=object_key)["Body"].read()
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         if code in ("NoSuchKey", "404"):
             raise BackendError(f"s3://{s3.bucketName}/{object_key}: no such object") from None
+        if code == "NoSuchBucket":
+            raise BackendError(f"s3://{s3.bucketName}/{object_key}: no such bucket {s3.bucketName!r} "
+                               f"(policies: repository {repo_name})") from None
         if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403"):
             raise BackendError(f"s3://{s3.bucketName}/{object_key}: access denied ({code}): check "
                                f"TMS_S3_{_env_key(repo_name)}_ACCESS_KEY_ID/_SECRET_ACCESS_KEY") from None
         raise BackendError(f"s3://{s3.bucketName}/{object_key}: {code or exc}") from None
-    except BotoCoreError as exc:
-        raise BackendError(f"s3://{s3.bucketName}/{object_key}: {exc}") from None
+    except BotoCoreError as exc:  # no credentials anywhere, unknown profile, endpoint unreachable
+        raise BackendError(f"s3://{s3.bucketName}/{object_key}: {exc}; set {prefix}ACCESS_KEY_ID/"
+                           f"_SECRET_ACCESS_KEY or {prefix}PROFILE, or AWS_* for boto3") from None
     return body.decode()
 
 

@@ -72,6 +72,23 @@ def test_s3_bad_credentials_and_missing_objects(s3: S3Server, monkeypatch: pytes
         learn_one("model://s3-models/chat/missing", repos(s3))
 
 
+def test_s3_named_profile_and_missing_bucket(s3: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    creds = tmp_path / "credentials"
+    creds.write_text(f"[ci-models]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(creds))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("TMS_S3_S3_MODELS_PROFILE", "ci-models")
+    assert learn_one("model://s3-models/chat/small", repos(s3)) == ["python"]
+    monkeypatch.setenv("TMS_S3_S3_MODELS_PROFILE", "no-such-profile")
+    with pytest.raises(BackendError, match="no-such-profile.*TMS_S3_S3_MODELS_PROFILE"):
+        learn_one("model://s3-models/chat/small", repos(s3))
+    monkeypatch.setenv("TMS_S3_S3_MODELS_PROFILE", "ci-models")
+    other = RepositoriesSpec(s3=[S3Repository(repositoryName="s3-models", bucketName="no-bucket-here",
+                                              endpoint=s3.endpoint)])
+    with pytest.raises(BackendError, match="no such bucket 'no-bucket-here'"):
+        learn_one("model://s3-models/chat/small", other)
+
+
 def test_volume_mounted_locally(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "team" / "ranker").mkdir(parents=True)
     (tmp_path / "team" / "ranker" / "config.pbtxt").write_text('platform: "tensorrt_plan"\n')
