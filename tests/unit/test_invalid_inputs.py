@@ -213,6 +213,10 @@ CASES = [
     c("lock-bad-type", "pools/placement.lock.yaml", "quotas: {ranker: 1}", "quotas: {ranker: one}", 12,
       "placementlock.schema", "valid integer"),
     c("lock-broken-yaml", "pools/placement.lock.yaml", "pools:\n", "pools: [\n", 8, "yaml", "invalid YAML"),
+    c("pool-instances-absurd", P, "instances: {min: 1, max: 4}", "instances: {min: 1, max: 100000000}", 8,
+      "pool.schema", "less than or equal to 10000"),
+    c("alias-is-the-last-pool-instance", CS, "names: [chat]", "names: [shared-t4-pool-3]", 14, "names.clash",
+      "Service of pool pools/shared-t4-pool.yaml"),
     # --- aliases
     c("alias-twice-in-one-lease", CS, "names: [chat]", "names: [chat, chat]", 14, "names.unique",
       "'chat' appears twice in spec.names"),
@@ -352,3 +356,40 @@ def test_every_rule_id_has_a_case() -> None:
     assert len(ids) > 30, ids
     missing = sorted(ids - {case.rule for case in CASES})
     assert missing == [], f"rule ids without an invalid-input case: {missing}"
+
+
+# Edits that look suspicious but are allowed: no rule may fire on them (false positives are bugs too).
+VALID_VARIANTS = [
+    ("queue-time-far-above-minimum-with-no-maximum", FD, "threshold: 200ms}", "threshold: 1h30m15s}"),
+    ("queue-time-in-microseconds", FD, "threshold: 200ms}", "threshold: 250000}"),
+    ("cpu-millicores", FD, "cpu: 4, gpu: 2", "cpu: 1500m, gpu: 2"),
+    ("cpu-fractional-cores", FD, "cpu: 4, gpu: 2", "cpu: 1.5, gpu: 2"),
+    ("memory-in-ki", FD, "sharedMemory: 512Mi", "sharedMemory: 524288Ki"),
+    ("http-zip-model", FD, "uri: https://models.example.com/private/fraud_xgb.zip",
+     "uri: http://models.example.com/private/fraud_xgb.ZIP"),
+    ("expires-with-an-offset", FD, "expires: 2027-06-30T18:00:00Z", "expires: 2027-06-30T20:00:00+02:00"),
+    ("alias-past-the-last-pool-instance", CS, "names: [chat]", "names: [shared-t4-pool-4]"),
+    ("alias-with-a-leading-zero-index", CS, "names: [chat]", "names: [shared-t4-pool-01]"),
+    ("min-replicas-at-maximum-idle", FD, "minReplicas: 1", "minReplicas: 2"),
+    ("gpus-exactly-at-the-budget", FD, "maxReplicas: 4", "maxReplicas: 8"),
+    ("gpu-threshold-at-100", FD, "threshold: 80}", "threshold: 100}"),
+    ("quota-fills-an-instance", CS, "quota: 2}", "quota: 6}"),
+    ("yaml-comments-and-anchors", IC, "kind: Lease\n", "kind: Lease  # a comment\n"),
+]
+
+
+def test_a_disabled_metric_may_name_one_the_admin_does_not_allow(example_repo: Path) -> None:
+    apply(example_repo, Case("x", (
+        (LIM, "      cpuUtilization:\n        allowed: true", "      cpuUtilization:\n        allowed: false"),
+        ("leases/text-ensemble.yaml", "cpuUtilization: {enabled: true, threshold: 75}",
+         "cpuUtilization: {enabled: false}")), LIM, 0, ""))
+    assert run_check(example_repo, NOW).all() == []
+
+
+@pytest.mark.parametrize("case", VALID_VARIANTS, ids=[v[0] for v in VALID_VARIANTS])
+def test_allowed_variants_stay_clean(example_repo: Path, case: tuple[str, str, str, str]) -> None:
+    _id, file, old, new = case
+    apply(example_repo, Case(_id, ((file, old, new),), file, 0, ""))
+    result = run_check(example_repo, NOW)
+    assert result.all() == [] or all(d.rule == "lock.stale" for d in result.all()), [
+        f"{d.location()} [{d.rule}] {d.message}" for d in result.all()]

@@ -143,3 +143,49 @@ def test_deep_nesting_and_alias_bombs_end_in_clean_errors(tmp_path: Path) -> Non
     _assert_clean(tmp_path, bomb)
     _assert_clean(tmp_path, b"apiVersion: tms-stack/v1\nkind: Lease\nmetadata: {name: x, owner: y}\nspec:\n  models: []\n  expires: 99999-99-99\n")
     _assert_clean(tmp_path, b"kind: Lease\nspec: {expires: 2027-01-01T00:00:00Z, models: [{name: m, uri: 'model://a/b', count: 1e999}]}\n")
+
+
+EXAMPLE_FILES = ["leases/fraud-detector.yaml", "leases/chat-small.yaml", "leases/text-ensemble.yaml",
+                 "pools/shared-t4-pool.yaml", "policies/limits.yaml", "policies/repositories.yaml",
+                 "policies/allowlist.yaml", "pools/placement.lock.yaml"]
+ODD_VALUES = st.one_of(
+    json_values,
+    st.sampled_from(["-5m", "0s", "999999d", "99999999999999999999Gi", "0Mi", "1e9", "model://", "https://x",
+                     "..", "NaN", "2026-01-01", "nvcr.io/nvidia/tritonserver:1-py3", "Shared-T4-Pool"]),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(EXAMPLE_FILES),
+       st.lists(st.tuples(st.integers(0, 200), ODD_VALUES, st.booleans()), min_size=1, max_size=3))
+def test_mutated_repositories_never_crash_the_whole_check(file: str, mutations: list) -> None:
+    """Policies, pools, the lock and leases mutated in place, then every rule run over the repository:
+    rules must cope with whatever a schema-valid-but-odd (or invalid) file gives them."""
+    import tempfile
+
+    from tests.conftest import NOW, copy_example
+    from tms_stack.check import run_check
+
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = copy_example(Path(tmp) / "repo")
+        path = repo / file
+        data = yaml.safe_load(path.read_text())
+        for index, value, add_key in mutations:
+            targets: list = []
+            stack: list = [data]
+            while stack:
+                obj = stack.pop()
+                children = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else []
+                for k, v in children:
+                    targets.append((obj, k))
+                    stack.append(v)
+            parent, key = targets[index % len(targets)]
+            if add_key and isinstance(parent, dict):
+                parent[f"extra{index}"] = value
+            else:
+                parent[key] = value
+        path.write_text(yaml.dump(data, Dumper=_Dumper, allow_unicode=True))
+        result = run_check(repo, NOW)
+        for d in result.all():
+            assert isinstance(d, Diagnostic) and d.file and d.line >= 0 and d.message
+        assert result.exit_code in (0, 1, 2)

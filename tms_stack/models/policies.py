@@ -199,7 +199,7 @@ class QuotaRange(Strict):
 class PoolLimits(Strict):
     enabled: bool = False
     instanceQuota: QuotaRange = Field(default_factory=QuotaRange)
-    maxInstances: WholeNumber = Field(default=32, ge=1)
+    maxInstances: WholeNumber = Field(default=32, ge=1, le=10_000)  # = pool.MAX_POOL_INSTANCES
 
 
 class Budget(Strict):

@@ -26,9 +26,13 @@ class PoolMetadata(Strict):
     name: PoolName
 
 
+# Far above any real pool, low enough that placement and rendering stay bounded on hostile input.
+MAX_POOL_INSTANCES = 10_000
+
+
 class Instances(Strict):
     min: WholeNumber = Field(default=0, ge=0)
-    max: WholeNumber = Field(ge=1)
+    max: WholeNumber = Field(ge=1, le=MAX_POOL_INSTANCES)
 
     @model_validator(mode="after")
     def _ordered(self) -> Instances:
