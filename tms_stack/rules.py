@@ -236,13 +236,13 @@ def _lease_rules(ctx: _Ctx, stem: str, loaded: Loaded, now: datetime) -> Iterato
     # expiry
     if spec.expires <= now:
         yield ctx.at(loaded, ("spec", "expires"), "lease.expired",
-                     f"lease expired at {spec.expires:%Y-%m-%dT%H:%M:%SZ}; the prune job will remove it "
+                     f"lease expired at {units.format_utc(spec.expires)}; the prune job will remove it "
                      "(renew with `tms lease renew`)", Severity.WARNING)
     else:
         maximum = units.parse_duration(limits.leases.duration.maximum)
         if spec.expires - now > maximum + CLOCK_SKEW:
             yield ctx.at(loaded, ("spec", "expires"), "lease.duration",
-                         f"expires {spec.expires:%Y-%m-%dT%H:%M:%SZ} is more than the admin maximum duration "
+                         f"expires {units.format_utc(spec.expires)} is more than the admin maximum duration "
                          f"{limits.leases.duration.maximum} from now "
                          f"({ctx.policy_ref('Limits', ('spec', 'leases', 'duration', 'maximum'))})")
 

@@ -7,7 +7,7 @@ these parsers. Every parser raises ValueError with a message saying what is allo
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 _MEM_UNITS = {"Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4}
 _MEM_RE = re.compile(r"^([1-9][0-9]{0,12}|0)(Ki|Mi|Gi|Ti)$")
@@ -92,3 +92,9 @@ def parse_queue_time_us(value: object) -> int:
         raise ValueError(
             f"{text!r} is not a queue time: use microseconds (e.g. 10000) or a duration (e.g. 200ms)"
         ) from None
+
+
+def format_utc(ts: datetime) -> str:
+    """`2026-12-01T18:00:00Z`; strftime's %Y drops the zero padding of years before 1000."""
+    ts = ts.astimezone(UTC) if ts.tzinfo else ts
+    return f"{ts.year:04d}-{ts:%m-%dT%H:%M:%S}Z"

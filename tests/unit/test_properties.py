@@ -189,3 +189,10 @@ def test_mutated_repositories_never_crash_the_whole_check(file: str, mutations: 
         for d in result.all():
             assert isinstance(d, Diagnostic) and d.file and d.line >= 0 and d.message
         assert result.exit_code in (0, 1, 2)
+
+
+def test_timestamps_at_the_ends_of_the_calendar_end_in_clean_errors(tmp_path: Path) -> None:
+    head = b"apiVersion: tms-stack/v1\nkind: Lease\nmetadata: {name: x, owner: y}\nspec:\n  models: [{name: m, uri: 'model://a/b'}]\n"
+    for ts in (b"0001-01-01T00:00:00+05:00", b"9999-12-31T23:59:59-05:00", b"0000-01-01T00:00:00Z",
+               b"2026-13-01T00:00:00Z", b"2026-02-30", b"2026-01-01T24:00:00Z"):
+        _assert_clean(tmp_path, head + b"  expires: " + ts + b"\n")

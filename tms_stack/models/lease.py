@@ -122,7 +122,10 @@ class LeaseSpec(Strict):
     def _utc(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("expires needs a time zone: write it in UTC, e.g. 2026-12-01T18:00:00Z")
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+05:00 is before year 1 in UTC
+            raise ValueError("expires is out of range: write a UTC time such as 2026-12-01T18:00:00Z") from None
 
     @model_validator(mode="after")
     def _exclusive(self) -> LeaseSpec:
