@@ -79,7 +79,10 @@ def _learn(repo, previous):  # type: ignore[no-untyped-def]
 
 
 @pool_app.command("status")
-def status_cmd(name: str, root: Root = Path("."), porcelain: Porcelain = False) -> None:
+def status_cmd(name: str, root: Root = Path("."), porcelain: Porcelain = False,
+               verbose: Annotated[bool, typer.Option("--verbose", "-v",
+                                                     help="also each lease's owner, expiry and models")] = False,
+               ) -> None:
     """Instances of a pool, their leases, used/free quota and backends (from the lock)."""
     from tms_stack.lockfile import read_lock
 
@@ -90,11 +93,18 @@ def status_cmd(name: str, root: Root = Path("."), porcelain: Porcelain = False) 
     if placement is None:
         raise typer.BadParameter(f"pool {pool.name} has no placement yet: run `tms pool lock`")
     quotas = {l.name: l.spec.pool.quota for l in repo.all_leases() if l.spec.pool is not None}
+    by_name = {l.name: l for l in repo.all_leases()}
     rows = []
     for inst in placement.instances:
         used = sum(quotas.get(n, 0) for n in inst.leases)
-        rows.append({"instance": pool.instance_name(inst.index), "leases": inst.leases, "used": used,
-                     "free": pool.spec.instanceQuota - used, "backends": inst.backends})
+        row: dict[str, Any] = {"instance": pool.instance_name(inst.index), "leases": inst.leases, "used": used,
+                               "free": pool.spec.instanceQuota - used, "backends": inst.backends}
+        if verbose:
+            row["details"] = [{"lease": n, "quota": quotas.get(n), "owner": by_name[n].metadata.owner,
+                               "expires": by_name[n].spec.expires.isoformat(),
+                               "models": [m.name for m in by_name[n].spec.models]}
+                              for n in inst.leases if n in by_name]
+        rows.append(row)
     if porcelain:
         typer.echo(json.dumps({"pool": pool.name, "instanceQuota": pool.spec.instanceQuota,
                                "instances": rows}, indent=2))
@@ -110,6 +120,11 @@ def status_cmd(name: str, root: Root = Path("."), porcelain: Porcelain = False) 
         table.add_row(r["instance"], ", ".join(f"{n} ({quotas.get(n, '?')})" for n in r["leases"]) or "-",
                       str(r["used"]), str(r["free"]), ", ".join(r["backends"]) or "-")
     Console(width=140).print(table)
+    if verbose:
+        for r in rows:
+            for d in r["details"]:
+                typer.echo(f"{r['instance']}: {d['lease']} quota {d['quota']} owner {d['owner']} "
+                           f"expires {d['expires']} models {', '.join(d['models'])}")
 
 
 @pool_app.command("rebalance")
@@ -178,13 +193,16 @@ def create_cmd(
     """Write pools/<name>.yaml (checked before it is written)."""
     from tms_stack.edits import checked_write, parse_resources
 
-    lo, hi = 0, 4
+    # TMS: "*" or no --instances takes the server default; ours is min 0, max = the admin's
+    # policies limits.pools.maxInstances.
+    lo, hi = 0, _load(root).limits.spec.pools.maxInstances
     if instances:
-        parts = instances.split(",")
-        if len(parts) != 2:
-            raise typer.BadParameter("--instances: use <minimum>,<maximum> (e.g. 1,4; * for the default)")
-        lo = lo if parts[0].strip() == "*" else int(parts[0])
-        hi = hi if parts[1].strip() == "*" else int(parts[1])
+        parts = [p.strip() for p in instances.split(",")]
+        if len(parts) != 2 or not all(p == "*" or p.isdigit() for p in parts):
+            raise typer.BadParameter(f"--instances {instances!r}: use <minimum>,<maximum> with whole numbers "
+                                     "or * for the default (e.g. 1,4 or 0,*)")
+        lo = lo if parts[0] == "*" else int(parts[0])
+        hi = hi if parts[1] == "*" else int(parts[1])
     spec: dict = {"instanceQuota": instance_quota, "instances": {"min": lo, "max": hi},
                   "backendUniqueness": not disable_backend_uniqueness}
     triton: dict = {}
@@ -228,11 +246,20 @@ def _find_pool(repo, name: str):  # type: ignore[no-untyped-def]
 
 def _run_edit(fn, porcelain: bool, message: str) -> None:  # type: ignore[no-untyped-def]
     try:
-        fn()
+        written = [_rel(Path(p)) for p in fn()]
     except TmsError as exc:
         typer.echo(f"refused: {exc}", err=True)
         raise typer.Exit(1) from None
+    lock_updated = any(Path(p).name == "placement.lock.yaml" for p in written)
     if porcelain:
-        typer.echo(json.dumps({"ok": True, "message": message}))
+        typer.echo(json.dumps({"ok": True, "message": message, "written": [str(p) for p in written]}))
     else:
-        typer.echo(f"{message}; pools/placement.lock.yaml updated. Commit the change.")
+        typer.echo(message + ("; pools/placement.lock.yaml updated" if lock_updated else "")
+                   + ". Commit the change: git add " + " ".join(str(p) for p in written))
+
+
+def _rel(path: Path) -> Path:
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path

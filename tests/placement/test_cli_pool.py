@@ -118,3 +118,22 @@ def test_rebalance_reports_moves_and_writes_on_request(example_repo: Path, write
     # The written lock is current: a later `pool lock` keeps it and `tms check` accepts it.
     assert "unchanged" in tms(example_repo, "pool", "lock", "--no-learn")
     assert "OK" in check(example_repo)
+
+
+def test_status_verbose_names_owner_expiry_and_models(example_repo: Path) -> None:
+    data = json.loads(tms(example_repo, "pool", "status", "shared-t4-pool", "-z", "-v"))
+    assert data["instances"][0]["details"][1] == {
+        "lease": "chat-small", "quota": 2, "owner": "team-assist", "expires": "2027-02-01T00:00:00+00:00",
+        "models": ["chat_small"]}
+
+
+def test_create_takes_instance_defaults_from_policy(example_repo: Path) -> None:
+    out = json.loads(tms(example_repo, "pool", "create", "gpu-a100-pool", "-q", "4", "-c", "1,*", "-z"))
+    assert [Path(p).name for p in out["written"]] == ["gpu-a100-pool.yaml", "placement.lock.yaml"]
+    text = (example_repo / "pools" / "gpu-a100-pool.yaml").read_text()
+    assert "min: 1" in text and "max: 8" in text  # policies/limits.yaml: pools.maxInstances 8
+    assert "1,x" in tms(example_repo, "pool", "create", "gpu-b100-pool", "-q", "4", "-c", "1,x", ok=False)
+    assert not (example_repo / "pools" / "gpu-b100-pool.yaml").exists()
+    # The lock now lists the new pool with its minimum of one (empty) instance.
+    lock = read_lock(example_repo)
+    assert lock is not None and [i.index for i in lock.pools["gpu-a100-pool"].instances] == [0]
