@@ -16,6 +16,7 @@ import io
 import os
 import re
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -175,11 +176,16 @@ def learn_one(uri: str, repos: RepositoriesSpec) -> list[str]:
     return parse_backends(https_config(uri, repos)[0])
 
 
-def learn_backends(uris: list[str], repos: RepositoriesSpec) -> tuple[dict[str, list[str]], dict[str, str]]:
+def learn_backends(uris: list[str], repos: RepositoriesSpec,
+                   progress: Callable[[int, int, str, str], None] | None = None,
+                   ) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Backends per URI, and per URI that could not be read, why (its backend stays unknown)."""
     learned, errors = {}, {}
-    for uri in uris:
+    for n, uri in enumerate(uris, 1):
         try:
             learned[uri] = learn_one(uri, repos)
         except BackendError as exc:
             errors[uri] = str(exc)
+        if progress:
+            progress(n, len(uris), uri, ", ".join(learned[uri]) or "(none: ensemble)" if uri in learned else "unknown")
     return learned, errors

@@ -62,17 +62,18 @@ def lock_cmd(
 
 def _learn(repo, previous):  # type: ignore[no-untyped-def]
     """Backends of pooled models neither declared nor cached, from their config.pbtxt."""
-    try:
-        from tms_stack.backends import learn_backends
-    except ModuleNotFoundError:
-        return {}
+    from tms_stack.backends import learn_backends
+
     cached = previous.backends if previous else {}
     wanted = sorted({m.uri for l in repo.all_leases() if l.spec.pool is not None for m in l.spec.models
                      if m.backends is None and m.uri not in cached})
     if not wanted:
         return {}
     typer.echo(f"learning backends of {len(wanted)} model(s) from their config.pbtxt ...", err=True)
-    learned, errors = learn_backends(wanted, repo.repositories.spec)
+    def progress(done: int, total: int, uri: str, outcome: str) -> None:
+        typer.echo(f"  [{done}/{total}] {uri}: {outcome}", err=True)
+
+    learned, errors = learn_backends(wanted, repo.repositories.spec, progress)
     for uri, err in errors.items():
         typer.echo(f"warning: {uri}: {err} (backend stays unknown: the lease gets an instance of its own)", err=True)
     return learned

@@ -135,6 +135,7 @@ def test_pool_lock_learns_and_caches(example_repo: Path, s3: S3Server) -> None:
     assert stale.returncode == 1 and "[lock.stale]" in stale.stdout
     out = subprocess.run([TMS, "pool", "lock"], cwd=example_repo, capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
+    assert "[1/1] model://s3-models/chat/small: python" in out.stderr
     lock = (example_repo / "pools" / "placement.lock.yaml").read_text()
     assert "model://s3-models/chat/small: [python]" in lock
     # Later runs need no network: check passes with the cached backend and no credentials.
