@@ -3,6 +3,7 @@ from HTTPS zips read with range requests, and through `tms pool lock` into the l
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import subprocess
@@ -142,3 +143,28 @@ def test_pool_lock_learns_and_caches(example_repo: Path, s3: S3Server) -> None:
     ok = subprocess.run([TMS, "check", "--now", "2026-11-22T00:00:00Z"], cwd=example_repo, capture_output=True,
                         text=True)
     assert ok.returncode == 0, ok.stdout
+
+
+def test_unreadable_config_means_unknown_backend_and_an_instance_of_its_own(example_repo: Path, s3: S3Server) -> None:
+    repos_file = example_repo / "policies" / "repositories.yaml"
+    repos_file.write_text(repos_file.read_text().replace("http://minio.storage.svc:9000", s3.endpoint))
+    lease = example_repo / "leases" / "chat-small.yaml"
+    lease.write_text(lease.read_text().replace("      backends: [python]\n", ""))
+    env = {**os.environ, "TMS_S3_S3_MODELS_ACCESS_KEY_ID": ACCESS_KEY,
+           "TMS_S3_S3_MODELS_SECRET_ACCESS_KEY": "wrong"}
+    out = subprocess.run([TMS, "pool", "lock"], cwd=example_repo, capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert ("warning: model://s3-models/chat/small: s3://models/chat/small/config.pbtxt: access denied "
+            "(SignatureDoesNotMatch)") in out.stderr
+    assert "an instance of its own" in out.stderr
+    status = subprocess.run([TMS, "pool", "status", "shared-t4-pool", "-z"], cwd=example_repo, capture_output=True,
+                            text=True)
+    placed = {i["instance"]: i["leases"] for i in json.loads(status.stdout)["instances"]}
+    assert placed == {"shared-t4-pool-0": ["chat-embed"], "shared-t4-pool-1": ["chat-small"]}
+    # Learned later: cached, and chat-small stays where it is (alone, so nothing has to move).
+    env["TMS_S3_S3_MODELS_SECRET_ACCESS_KEY"] = SECRET_KEY
+    out = subprocess.run([TMS, "pool", "lock"], cwd=example_repo, capture_output=True, text=True, env=env)
+    assert out.returncode == 0 and "moved" not in out.stdout, out.stdout + out.stderr
+    status = subprocess.run([TMS, "pool", "status", "shared-t4-pool", "-z"], cwd=example_repo, capture_output=True,
+                            text=True)
+    assert {i["instance"]: i["leases"] for i in json.loads(status.stdout)["instances"]} == placed
