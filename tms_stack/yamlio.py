@@ -23,9 +23,22 @@ from ruamel.yaml import YAML
 from tms_stack.diagnostics import Diagnostic, UnreadableInput
 
 try:  # libyaml is bundled in PyYAML wheels; the pure-Python loader is the fallback
-    _Loader: type = yaml.CSafeLoader
+    _Base: type = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover
-    _Loader = yaml.SafeLoader
+    _Base = yaml.SafeLoader
+
+_STR, _SEQ, _MAP = "tag:yaml.org,2002:str", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"
+_PLAIN = "tag:tms-stack,2026:plain"  # an untagged plain scalar, resolved by _resolve_plain (YAML 1.2)
+
+
+class _Loader(_Base):  # type: ignore[misc,valid-type]
+    """PyYAML's resolver is YAML 1.1 (`010` is octal, `1e3` a string) and costs a regex cascade per
+    node; we only need to know plain from quoted, and resolve plain scalars ourselves."""
+
+    def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
+        if kind is yaml.ScalarNode:
+            return _PLAIN if implicit[0] else _STR
+        return _SEQ if kind is yaml.SequenceNode else _MAP
 
 MAX_DEPTH = 50
 MAX_NODES = 200_000
@@ -71,7 +84,7 @@ class Document:
         return self.pos(p)
 
 
-_INT_RE = re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$")
+_INT_RE = re.compile(r"^[-+]?[0-9]+$")  # YAML 1.2 core: 010 is ten, not octal eight
 _OCT_RE = re.compile(r"^0o[0-7]+$")
 _HEX_RE = re.compile(r"^0x[0-9a-fA-F]+$")
 _FLOAT_RE = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
@@ -137,11 +150,10 @@ class _Builder:
             raise self._fail(node, f"nesting deeper than {MAX_DEPTH} levels")
         self.doc.values[path] = Pos(node.start_mark.line + 1, node.start_mark.column + 1)
         if isinstance(node, yaml.ScalarNode):
-            if node.tag == "tag:yaml.org,2002:str" or node.style in ("'", '"', "|", ">"):
-                return node.value
-            if node.tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool",
-                            "tag:yaml.org,2002:null", "tag:yaml.org,2002:timestamp"):
+            if node.tag == _PLAIN:
                 return _resolve_plain(node.value)
+            if node.tag == _STR or node.style in ("'", '"', "|", ">"):
+                return node.value
             if node.tag.startswith("tag:yaml.org,2002:") and node.tag != "tag:yaml.org,2002:binary":
                 return _resolve_plain(node.value)
             raise self._fail(node, f"unsupported YAML tag {node.tag}")
@@ -150,7 +162,7 @@ class _Builder:
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
+                if key_node.tag == "tag:yaml.org,2002:merge" or (key_node.tag == _PLAIN and key_node.value == "<<"):
                     raise self._fail(key_node, "merge keys (<<) are not supported: write the keys out")
                 if not isinstance(key_node, yaml.ScalarNode):
                     raise self._fail(key_node, "mapping keys must be plain strings")
