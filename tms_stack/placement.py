@@ -260,7 +260,15 @@ def _drain(shape: PoolShape, demands: list[Demand], current: PlacementResult,
                            quotas={n: by_name[n].quota for n in i.leases})
         for i in sorted(instances.values(), key=lambda i: i.index)
     ])
-    return PlacementResult(placement, current.unplaced, _moved(placement, previous))
+    # Freed room may now take leases that did not fit before; settle through `place` so the result
+    # is exactly what `tms pool lock` and `tms check` recompute from it.
+    return _settled(shape, demands, placement, previous)
+
+
+def _settled(shape: PoolShape, demands: list[Demand], placement: PoolPlacement,
+             previous: PoolPlacement | None) -> PlacementResult:
+    result = place(shape, demands, placement)
+    return PlacementResult(result.placement, result.unplaced, _moved(result.placement, previous))
 
 
 def _from_scratch(shape: PoolShape, demands: list[Demand], previous: PoolPlacement | None) -> PlacementResult:
@@ -296,5 +304,4 @@ def _from_scratch(shape: PoolShape, demands: list[Demand], previous: PoolPlaceme
     instances = sorted(
         (InstanceAssignment(index=mapping[i.index], leases=i.leases, backends=i.backends, quotas=i.quotas)
          for i in fresh.placement.instances), key=lambda i: i.index)
-    placement = PoolPlacement(instances=instances)
-    return PlacementResult(placement, fresh.unplaced, _moved(placement, previous))
+    return _settled(shape, demands, PoolPlacement(instances=instances), previous)

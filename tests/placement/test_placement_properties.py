@@ -213,3 +213,17 @@ def test_rebalance_keeps_indexes_below_max() -> None:
     assert [i.index for i in result.placement.instances] == [0]
     assert result.moved == ("a",)
     assert place(shape, [Demand("a", 2, frozenset({"x"}))], result.placement).placement == result.placement
+
+
+def test_rebalance_places_what_did_not_fit_once_room_is_freed() -> None:
+    """Found by the fixed-point property: draining frees an instance, and a lease left unplaced
+    before must get it (else `tms pool lock` would change the rebalanced lock at once)."""
+    shape = PoolShape("shared-t4-pool", 5, 0, 2)
+    demands = [Demand("both", 2, frozenset({"python", "onnxruntime"})), Demand("mystery", 1, None),
+               Demand("py", 3, frozenset({"python"}))]
+    current = place(shape, demands)
+    assert [u.lease for u in current.unplaced] == ["mystery"]
+    result = rebalance(shape, demands, current.placement)
+    assert result.unplaced == ()
+    assert sorted(i.leases for i in result.placement.instances) == [["both", "py"], ["mystery"]]
+    assert place(shape, demands, result.placement).placement == result.placement
