@@ -93,6 +93,13 @@ def _pydantic_message(err: Any, doc: Document, path: tuple[Any, ...]) -> str:
         return f"{field_name}: {err['msg'].replace('Input should be', 'must be')}"
     msg = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
     msg = msg.replace("Input should be", "must be")
+    value = err.get("input")
+    if kind == "string_type" and (value is None or isinstance(value, (bool, int, float))):
+        # YAML 1.2 reads 08, 1e3, true and null as numbers, booleans and null: name the fix.
+        as_yaml = "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+        what = ("null" if value is None else "a boolean" if isinstance(value, bool)
+                else "an integer" if isinstance(value, int) else "a number")
+        msg += f"; YAML reads this as {what} ({as_yaml}): put the text in quotes"
     return f"{field_name}: {msg}"
 
 

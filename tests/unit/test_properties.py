@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from tms_stack.diagnostics import Diagnostic
 from tms_stack.loader import load_file
 from tms_stack.models import Lease
-from tms_stack.yamlio import parse
+from tms_stack.yamlio import _resolve_plain, parse
 
 DNS = st.from_regex(r"\A[a-z]([-a-z0-9]{0,20}[a-z0-9])?\Z")
 MODEL_NAME = st.from_regex(r"\A[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}\Z").filter(lambda s: s not in (".", ".."))
@@ -67,6 +67,10 @@ class _Dumper(yaml.SafeDumper):
 # Write timestamps the way people do (2027-01-01T00:00:00Z), not PyYAML's "+00:00" form.
 _Dumper.add_representer(datetime, lambda d, v: d.represent_scalar(
     "tag:yaml.org,2002:timestamp", v.strftime("%Y-%m-%dT%H:%M:%SZ")))
+# PyYAML writes YAML 1.1: it leaves `08` or `1e3` unquoted, which YAML 1.2 (our reader, ruamel)
+# reads as numbers. Quote such strings, as a careful author (or ruamel's dumper) would.
+_Dumper.add_representer(str, lambda d, v: d.represent_scalar(
+    "tag:yaml.org,2002:str", v, style="'" if _resolve_plain(v) != v else None))
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -115,9 +115,21 @@ class Replicas(Strict):
 
 
 class Threshold(Strict):
+    """A percentage threshold (TMS: 0 exclusive to 100 inclusive)."""
+
     default: int
     minimum: int
-    maximum: int  # queueTime: 0 or negative means no upper limit (TMS)
+    maximum: int
+
+    @model_validator(mode="after")
+    def _range(self) -> Threshold:
+        # Checked here, not in the metric, so the error points at the threshold's own line.
+        if not (0 < self.minimum <= self.default <= self.maximum <= 100):
+            raise ValueError(
+                "percentage thresholds must satisfy 0 < minimum <= default <= maximum <= 100 "
+                f"(got {self.minimum}, {self.default}, {self.maximum})"
+            )
+        return self
 
 
 class PercentMetricPolicy(Strict):
@@ -126,22 +138,32 @@ class PercentMetricPolicy(Strict):
     threshold: Threshold = Field(default_factory=lambda: Threshold(default=90, minimum=50, maximum=100))
 
     @model_validator(mode="after")
-    def _range(self) -> PercentMetricPolicy:
-        t = self.threshold
-        if not (0 < t.minimum <= t.default <= t.maximum <= 100):
-            raise ValueError(
-                "percentage thresholds must satisfy 0 < minimum <= default <= maximum <= 100 "
-                f"(got {t.minimum}, {t.default}, {t.maximum})"
-            )
+    def _allowed(self) -> PercentMetricPolicy:
         if self.enabled and not self.allowed:
             raise ValueError("a metric enabled by default must also be allowed")
         return self
 
 
 class QueueThreshold(Strict):
+    """Microseconds; maximum 0 or negative means no upper limit (TMS)."""
+
     default: QueueTime = 10000
     minimum: QueueTime = 10000
     maximum: QueueTime = 0
+
+    @model_validator(mode="after")
+    def _range(self) -> QueueThreshold:
+        from tms_stack.units import parse_queue_time_us
+
+        lo = parse_queue_time_us(self.minimum)
+        default = parse_queue_time_us(self.default)
+        hi = parse_queue_time_us(self.maximum)
+        if lo <= 0 or default < lo or (hi > 0 and default > hi):
+            raise ValueError(
+                "queue-time thresholds must satisfy 0 < minimum <= default <= maximum (maximum <= 0: no limit); "
+                f"got minimum {lo}us, default {default}us, maximum {hi}us"
+            )
+        return self
 
 
 class QueueTimePolicy(Strict):
@@ -150,16 +172,7 @@ class QueueTimePolicy(Strict):
     threshold: QueueThreshold = Field(default_factory=QueueThreshold)
 
     @model_validator(mode="after")
-    def _range(self) -> QueueTimePolicy:
-        from tms_stack.units import parse_queue_time_us
-
-        lo = parse_queue_time_us(self.threshold.minimum)
-        default = parse_queue_time_us(self.threshold.default)
-        hi = parse_queue_time_us(self.threshold.maximum)
-        if lo <= 0 or default < lo or (hi > 0 and default > hi):
-            raise ValueError(
-                "queue-time thresholds must satisfy 0 < minimum <= default <= maximum (maximum <= 0: no limit)"
-            )
+    def _allowed(self) -> QueueTimePolicy:
         if self.enabled and not self.allowed:
             raise ValueError("a metric enabled by default must also be allowed")
         return self
