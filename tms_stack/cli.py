@@ -48,7 +48,11 @@ def _repo_root(paths: list[Path]) -> tuple[Path, list[str]]:
                      if any((d / sub).is_dir() for sub in ("leases", "pools", "policies"))), None)
 
     first = paths[0].resolve() if paths else Path.cwd()
-    root = find_root(Path.cwd().resolve()) or find_root(first if first.is_dir() else first.parent) or Path.cwd()
+    root = find_root(Path.cwd().resolve()) or find_root(first if first.is_dir() else first.parent)
+    if root is None:
+        # "OK: 0 leases" in the wrong folder would pass a CI job that checks nothing.
+        raise typer.BadParameter(f"no leases/, pools/ or policies/ folder in {first} or above: "
+                                 "run tms check inside a tms-stack repository")
     only = []
     for p in paths:
         if not p.exists():
@@ -69,7 +73,7 @@ def check(
     """Validate every lease, pool and policy. Exit 0 clean, 1 violations, 2 unreadable input."""
     from tms_stack.check import FORMATTERS, run_check
 
-    root, only = _repo_root(paths or [Path.cwd()])
+    root, only = _repo_root(paths or [])
     progress = None
     if format is Format.text and sys.stderr.isatty():
         def progress(done: int, total: int) -> None:
