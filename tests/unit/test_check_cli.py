@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 from tests.conftest import ROOT
 
-TMS = str(ROOT / ".venv" / "bin" / "tms")
+# The CLI of this tree (not whatever an editable install points at), as a user runs it: a process.
+TMS_CHECK = [sys.executable, "-c", "from tms_stack.cli import main; main()", "check"]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 NOW = "2026-11-22T00:00:00Z"
 
 
+def run_in(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*TMS_CHECK, *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=60)
+
+
 def tms(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([TMS, "check", *args, "--now", NOW], cwd=repo, capture_output=True, text=True, timeout=60)
+    return run_in(repo, *args, "--now", NOW)
 
 
 def test_clean_example_exits_0(example_repo: Path) -> None:
@@ -113,24 +121,31 @@ def test_paths_limit_the_report(example_repo: Path) -> None:
 
 def test_paths_work_from_a_subfolder_and_as_absolute_paths(example_repo: Path, tmp_path: Path) -> None:
     _break(example_repo)
-    from_leases = subprocess.run([TMS, "check", "fraud-detector.yaml", "--now", NOW], cwd=example_repo / "leases",
-                                 capture_output=True, text=True, timeout=60)
+    ic = example_repo / "leases" / "image-classifier.yaml"
+    ic.write_text(ic.read_text().replace("owner: team-vision", "owner: Team Vision"))
+    pool = example_repo / "pools" / "shared-t4-pool.yaml"
+    pool.write_text(pool.read_text().replace("instanceQuota: 8", "instanceQuota: 500"))
+    from_leases = run_in(example_repo / "leases", "fraud-detector.yaml", "--now", NOW)
     assert from_leases.returncode == 1 and "leases/fraud-detector.yaml:22:22" in from_leases.stdout
-    elsewhere = subprocess.run([TMS, "check", str(example_repo / "leases" / "chat-small.yaml"), "--now", NOW],
-                               cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert "image-classifier" not in from_leases.stdout
+    elsewhere = run_in(tmp_path, str(example_repo / "leases" / "chat-small.yaml"), "--now", NOW)
     assert elsewhere.returncode == 0, elsewhere.stdout + elsewhere.stderr
-    whole = subprocess.run([TMS, "check", ".", "--now", NOW], cwd=example_repo / "leases",
-                           capture_output=True, text=True, timeout=60)
-    assert whole.returncode == 1 and "fraud-detector.yaml:22" in whole.stdout
+    folder = run_in(example_repo / "leases", ".", "--now", NOW)
+    assert folder.returncode == 1 and "fraud-detector.yaml:22" in folder.stdout and "pools/" not in folder.stdout
+    whole = run_in(example_repo / "leases", "--now", NOW)  # no PATHS: the whole repository, wherever you are
+    assert whole.returncode == 1 and "pools/shared-t4-pool.yaml:7" in whole.stdout
+
+
+def test_outside_a_repository_is_an_error_not_an_empty_pass(tmp_path: Path) -> None:
+    out = run_in(tmp_path, "--now", NOW)
+    assert out.returncode == 2 and "no leases/, pools/ or policies/ folder" in out.stderr
 
 
 def test_now_decides_expiry(example_repo: Path) -> None:
-    later = subprocess.run([TMS, "check", "--now", "2027-01-20T00:00:00Z"], cwd=example_repo,
-                           capture_output=True, text=True, timeout=60)
+    later = run_in(example_repo, "--now", "2027-01-20T00:00:00Z")
     assert later.returncode == 0  # expired leases warn; they never fail a PR
     assert "leases/image-classifier.yaml:11:12: warning: lease expired at 2027-01-15T12:00:00Z" in later.stdout
-    bad = subprocess.run([TMS, "check", "--now", "next week"], cwd=example_repo, capture_output=True, text=True,
-                         timeout=60)
+    bad = run_in(example_repo, "--now", "next week")
     assert bad.returncode == 2 and "is not a time" in bad.stderr
 
 
