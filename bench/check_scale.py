@@ -7,6 +7,7 @@ Usage: .venv/bin/python bench/check_scale.py [--leases N] [--pools P] [--runs R]
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import subprocess
@@ -18,7 +19,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generate import ROOT, generate  # noqa: E402
 
-TMS = str(ROOT / ".venv" / "bin" / "tms")
+# This tree's CLI, whatever an editable install in the venv points at.
+TMS = [sys.executable, "-c", "from tms_stack.cli import main; main()"]
+os.environ["PYTHONPATH"] = str(ROOT)
 
 
 def timed(cmd: list[str], cwd: Path) -> tuple[float, float, int]:
@@ -30,8 +33,6 @@ def timed(cmd: list[str], cwd: Path) -> tuple[float, float, int]:
 
 
 def _wait4(proc: subprocess.Popen) -> tuple[int, int, resource.struct_rusage]:
-    import os
-
     pid, status, rusage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     return pid, status, rusage
@@ -46,11 +47,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         repo = generate(Path(tmp) / "repo", args.leases, args.pools)
         print(f"generated {args.leases} leases, {args.pools} pools in {repo}", flush=True)
-        secs, rss, rc = timed([TMS, "pool", "lock", "--no-learn"], repo)
+        secs, rss, rc = timed([*TMS, "pool", "lock", "--no-learn"], repo)
         print(f"tms pool lock: {secs:.2f} s, peak RSS {rss:.0f} MiB (exit {rc})", flush=True)
         times, peaks = [], []
         for run in range(args.runs):
-            secs, rss, rc = timed([TMS, "check", "--now", "2026-11-22T00:00:00Z"], repo)
+            secs, rss, rc = timed([*TMS, "check", "--now", "2026-11-22T00:00:00Z"], repo)
             assert rc == 0, f"tms check failed with exit {rc}"
             times.append(secs)
             peaks.append(rss)
