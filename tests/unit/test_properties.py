@@ -64,6 +64,16 @@ class _Dumper(yaml.SafeDumper):
     pass
 
 
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    """Quote what a YAML 1.2 reader (ours) would not read back as this string, e.g. `00000008`,
+    which PyYAML (YAML 1.1) writes plain but YAML 1.2 reads as the integer 8."""
+    from tms_stack.yamlio import _resolve_plain
+
+    style = None if _resolve_plain(value) == value and value.strip() == value else "'"
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
 # Write timestamps the way people do (2027-01-01T00:00:00Z), not PyYAML's "+00:00" form.
 _Dumper.add_representer(datetime, lambda d, v: d.represent_scalar(
     "tag:yaml.org,2002:timestamp", v.strftime("%Y-%m-%dT%H:%M:%SZ")))
