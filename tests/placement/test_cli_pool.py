@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import ROOT
+from tests.conftest import EXAMPLE
 from tms_stack.cli import app
 from tms_stack.lockfile import read_lock
 
@@ -52,7 +52,7 @@ def where(repo: Path, pool: str = "shared-t4-pool") -> dict[str, int]:
 def test_committed_example_lock_is_current(example_repo: Path) -> None:
     out = tms(example_repo, "pool", "lock", "--no-learn")
     assert "unchanged" in out
-    assert (example_repo / LOCK).read_text() == (ROOT / LOCK).read_text()
+    assert (example_repo / LOCK).read_text() == (EXAMPLE / LOCK).read_text()
 
 
 def test_status_shows_instances_quota_and_backends(example_repo: Path) -> None:

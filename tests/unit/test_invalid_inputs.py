@@ -353,13 +353,14 @@ def test_invalid_input(example_repo: Path, case: Case) -> None:
 
 
 def test_every_rule_id_has_a_case() -> None:
-    """A rule added to rules.py (or a hook in check.EXTRA_RULES) without a case here fails this test."""
+    """A rule added to tms_stack/rules/ (or a hook in check.EXTRA_RULES) without a case here fails this test."""
     import re
 
-    sources = ["rules.py", "loader.py", "pool_lock.py"]
+    package = Path(__file__).resolve().parents[2] / "tms_stack"
+    sources = [*sorted((package / "rules").glob("*.py")), package / "loader.py", package / "pool_lock.py"]
     ids: set[str] = set()
-    for name in sources:
-        text = (Path(__file__).resolve().parents[2] / "tms_stack" / name).read_text()
+    for path in sources:
+        text = path.read_text()
         ids |= set(re.findall(r'"([a-z]+\.[a-z]+(?:-[a-z]+)*)",', text))
     ids -= {"allowlist.yaml"}
     # lock.invalid is pool_lock's fallback for a lock error that carries no position; reading the

@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
         from datetime import UTC, datetime
 
         from tms_stack.activity import ActivitySource, PrometheusActivity, TritonActivity
-        from tms_stack.cli import parse_now
+        from tms_stack.cli.app import parse_now
         from tms_stack.loader import load_repository
         from tms_stack.prune import apply, decide
 
@@ -67,7 +67,7 @@ def register(app: typer.Typer) -> None:
         output: Annotated[Path | None, typer.Option("--output", "-o", help="write the markdown here")] = None,
     ) -> None:
         """Markdown for the pull-request comment: what merging would change."""
-        from tms_stack.cli import parse_now
+        from tms_stack.cli.app import parse_now
         from tms_stack.plan import build_plan, render_markdown
 
         text = render_markdown(build_plan(root, base, stack, parse_now(now)))

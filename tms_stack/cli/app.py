@@ -1,8 +1,9 @@
-"""The `tms` command. Thin: each command group lives in its own `cli_*.py` module."""
+"""The `tms` application object, its root options and `tms check`.
+
+Command groups live in sibling modules and are registered explicitly in `tms_stack.cli`."""
 
 from __future__ import annotations
 
-import importlib
 import sys
 from datetime import UTC, datetime
 from enum import Enum
@@ -82,22 +83,3 @@ def check(
     result = run_check(root, parse_now(now), only, progress)
     typer.echo(FORMATTERS[format.value](result))
     raise typer.Exit(result.exit_code)
-
-
-# Command groups owned by other modules register themselves when present.
-for _module in ("cli_render", "cli_pool", "cli_lease", "cli_lifecycle", "cli_agent"):
-    try:
-        _mod = importlib.import_module(f"tms_stack.{_module}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"tms_stack.{_module}":
-            raise
-        continue
-    _mod.register(app)
-
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()

@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
         now: Annotated[str | None, typer.Option(help="evaluate expiry at this UTC time")] = None,
     ) -> None:
         """Write every Kubernetes object as YAML: usable by kubectl, Argo CD or Flux. Needs no cluster."""
-        from tms_stack.cli import parse_now
+        from tms_stack.cli.app import parse_now
         from tms_stack.render.pipeline import render_root
 
         try:

@@ -101,7 +101,7 @@ def create(
 ) -> None:
     """Write leases/<name>.yaml (checked before it is written)."""
     from tms_stack import units
-    from tms_stack.cli import parse_now
+    from tms_stack.cli.app import parse_now
     from tms_stack.edits import parse_resources
 
     path = root / "leases" / f"{name}.yaml"
@@ -229,7 +229,7 @@ def renew(name: str, duration: Annotated[str | None, typer.Option(help="from now
           now: Annotated[str | None, typer.Option(hidden=True)] = None) -> None:
     """Move `expires` forward (only that line of the file changes)."""
     from tms_stack import units
-    from tms_stack.cli import parse_now
+    from tms_stack.cli.app import parse_now
     from tms_stack.prune import rewrite_expires
 
     path = _lease_file(root, name)

@@ -1,0 +1,133 @@
+"""Rules on one lease: its name, models, expiry, auto-renewal, pool share or bespoke Triton."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from urllib.parse import urlparse
+
+from tms_stack import units
+from tms_stack.diagnostics import Diagnostic, Severity
+from tms_stack.loader import Loaded
+from tms_stack.models import Lease
+from tms_stack.resolve import effective_lease
+from tms_stack.rules.autoscaling import autoscaling_rules
+from tms_stack.rules.context import CLOCK_SKEW, Ctx
+from tms_stack.rules.resources import image_rule, resource_rules
+
+
+def lease_rules(ctx: Ctx, stem: str, loaded: Loaded, now: datetime) -> Iterator[Diagnostic]:
+    lease: Lease = loaded.model  # type: ignore[assignment]
+    spec = lease.spec
+    limits = ctx.repo.limits.spec
+    if lease.name != stem:
+        yield ctx.at(loaded, ("metadata", "name"), "lease.name-matches-file",
+                     f"metadata.name {lease.name!r} must equal the file name {stem!r} (leases/<name>.yaml)")
+    yield from model_rules(ctx, loaded, lease)
+
+    # expiry
+    if spec.expires <= now:
+        yield ctx.at(loaded, ("spec", "expires"), "lease.expired",
+                     f"lease expired at {units.format_utc(spec.expires)}; the prune job will remove it "
+                     "(renew with `tms lease renew`)", Severity.WARNING)
+    else:
+        maximum = units.parse_duration(limits.leases.duration.maximum)
+        if spec.expires - now > maximum + CLOCK_SKEW:
+            yield ctx.at(loaded, ("spec", "expires"), "lease.duration",
+                         f"expires {units.format_utc(spec.expires)} is more than the admin maximum duration "
+                         f"{limits.leases.duration.maximum} from now "
+                         f"({ctx.policy_ref('Limits', ('spec', 'leases', 'duration', 'maximum'))})")
+
+    # auto-renew
+    if spec.autoRenew is not None:
+        pol = limits.autoRenew
+        if not pol.enabled:
+            yield ctx.at(loaded, ("spec", "autoRenew"), "autorenew.disabled",
+                         f"automatic renewal is disabled by the admin "
+                         f"({ctx.policy_ref('Limits', ('spec', 'autoRenew', 'enabled'))}): remove autoRenew")
+        else:
+            if spec.autoRenew.activityWindow is not None:
+                win = units.parse_duration(spec.autoRenew.activityWindow)
+                if win > units.parse_duration(pol.window.maximum):
+                    yield ctx.at(loaded, ("spec", "autoRenew", "activityWindow"), "autorenew.window",
+                                 f"activityWindow {spec.autoRenew.activityWindow} exceeds the admin maximum "
+                                 f"{pol.window.maximum} ({ctx.policy_ref('Limits', ('spec', 'autoRenew', 'window', 'maximum'))})")
+                elif win <= timedelta(0):
+                    yield ctx.at(loaded, ("spec", "autoRenew", "activityWindow"), "autorenew.window",
+                                 "activityWindow must be longer than 0s")
+            if spec.autoRenew.renewalDuration is not None:
+                ren = units.parse_duration(spec.autoRenew.renewalDuration)
+                if ren > units.parse_duration(pol.renewalDuration.maximum):
+                    yield ctx.at(loaded, ("spec", "autoRenew", "renewalDuration"), "autorenew.renewal",
+                                 f"renewalDuration {spec.autoRenew.renewalDuration} exceeds the admin maximum "
+                                 f"{pol.renewalDuration.maximum} "
+                                 f"({ctx.policy_ref('Limits', ('spec', 'autoRenew', 'renewalDuration', 'maximum'))})")
+                elif ren < timedelta(minutes=1):
+                    yield ctx.at(loaded, ("spec", "autoRenew", "renewalDuration"), "autorenew.renewal",
+                                 "renewalDuration must be at least 1m")
+
+    if spec.pool is not None:
+        yield from pooled_rules(ctx, loaded, lease)
+        return
+
+    eff = effective_lease(lease, ctx.repo.limits, ctx.repo.allowlist)
+    triton = spec.triton
+    if triton is not None and triton.image is not None:
+        yield from image_rule(ctx, loaded, ("spec", "triton", "image"), triton.image)
+    yield from resource_rules(ctx, loaded, ("spec", "triton", "resources"), eff.resources,
+                               triton.resources if triton else None)
+    if triton is not None and triton.autoscaling is not None:
+        yield from autoscaling_rules(ctx, loaded, lease)
+
+
+def model_rules(ctx: Ctx, loaded: Loaded, lease: Lease) -> Iterator[Diagnostic]:
+    repos = ctx.repo.repositories.spec
+    known = {r.repositoryName for r in repos.s3} | {r.repositoryName for r in repos.volumes}
+    seen: dict[str, int] = {}
+    for i, model in enumerate(lease.spec.models):
+        if model.name in seen:
+            yield ctx.at(loaded, ("spec", "models", i, "name"), "model.name-unique",
+                         f"model {model.name!r} appears twice in this lease (first as models[{seen[model.name]}]); "
+                         "Triton serves one model per name")
+        seen.setdefault(model.name, i)
+        uri = model.uri
+        if uri.startswith("model://"):
+            repo_name, _, rest = uri[len("model://"):].partition("/")
+            if repo_name not in known:
+                allowed = ", ".join(sorted(known)) or "none are declared"
+                yield ctx.at(loaded, ("spec", "models", i, "uri"), "model.repository",
+                             f"repository {repo_name!r} is not declared in policies (Repositories): "
+                             f"known repositories: {allowed}")
+            elif not rest.strip("/") or ".." in rest.split("/"):
+                yield ctx.at(loaded, ("spec", "models", i, "uri"), "model.uri",
+                             f"{uri!r}: name a model directory inside the repository, without '..'")
+        else:
+            parsed = urlparse(uri)
+            if not parsed.hostname or not parsed.path.lower().endswith(".zip"):
+                yield ctx.at(loaded, ("spec", "models", i, "uri"), "model.uri",
+                             f"{uri!r}: an http(s) model must be a .zip archive URL (https://host/path/model.zip)")
+
+
+def pooled_rules(ctx: Ctx, loaded: Loaded, lease: Lease) -> Iterator[Diagnostic]:
+    share = lease.spec.pool
+    assert share is not None
+    limits = ctx.repo.limits.spec
+    if not limits.pools.enabled:
+        yield ctx.at(loaded, ("spec", "pool"), "pools.disabled",
+                     f"pools are disabled by the admin ({ctx.policy_ref('Limits', ('spec', 'pools', 'enabled'))}): "
+                     "use a bespoke triton instead")
+    pools = ctx.pools_by_name
+    pool = pools.get(share.name)
+    if pool is None and share.name.lower() in ctx.invalid_pool_names:
+        return  # the pool's file is broken and says so itself; "does not exist" would mislead
+    if pool is None:
+        close = [n for n in pools if n.lower() == share.name.lower()]
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        known = ", ".join(sorted(pools)) or "no pools are defined"
+        yield ctx.at(loaded, ("spec", "pool", "name"), "pool.exists",
+                     f"pool {share.name!r} does not exist{hint}: known pools: {known}")
+        return
+    if share.quota > pool.spec.instanceQuota:
+        yield ctx.at(loaded, ("spec", "pool", "quota"), "pool.quota",
+                     f"quota {share.quota} exceeds the instanceQuota {pool.spec.instanceQuota} of pool {pool.name}: "
+                     "a lease must fit on one instance")
