@@ -18,11 +18,13 @@ import re
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import requests
 
 from tms_stack.models.policies import RepositoriesSpec
 from tms_stack.sources.archive import model_root
+from tms_stack.sources.s3 import anonymous_config
 from tms_stack.urimatch import best_match
 
 # Top-level fields only (no indentation inside nested messages matters: neither name occurs there);
@@ -54,6 +56,11 @@ def _env_key(name: str) -> str:
     return re.sub(r"[^A-Z0-9]", "_", name.upper())
 
 
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first bytes (a local file header, or empty)
+# Without range requests (Python's http.server, TMS's quickstart) the whole archive is read once.
+FULL_DOWNLOAD_LIMIT = 4 << 30
+
+
 class HttpRangeFile(io.RawIOBase):
     """A read-only, seekable view of a remote file through HTTP range requests, so zipfile reads
     the central directory and one member instead of the whole archive."""
@@ -64,9 +71,10 @@ class HttpRangeFile(io.RawIOBase):
         head = self.session.head(url, headers=headers, allow_redirects=True, timeout=30)
         if head.status_code in (401, 403):
             raise BackendError(f"{url}: HTTP {head.status_code} (unauthorized)")
-        if head.status_code != 200 or "bytes" not in head.headers.get("Accept-Ranges", ""):
-            raise BackendError(f"{url}: HTTP {head.status_code}; the server must allow range requests")
-        self.size = int(head.headers["Content-Length"])
+        if head.status_code != 200:
+            raise BackendError(f"{url}: HTTP {head.status_code}")
+        self.ranges = "bytes" in head.headers.get("Accept-Ranges", "") and "Content-Length" in head.headers
+        self.size = int(head.headers.get("Content-Length") or 0)
         self.pos = 0
         self.bytes_read = 0
 
@@ -97,8 +105,28 @@ class HttpRangeFile(io.RawIOBase):
         return r.content
 
 
+def _whole(url: str, headers: dict[str, str]) -> io.BytesIO:
+    """The archive in memory-backed temp storage, for servers without range requests."""
+    import tempfile
+
+    with requests.get(url, headers=headers, stream=True, timeout=(10, 120)) as r:
+        if r.status_code in (401, 403):
+            raise BackendError(f"{url}: HTTP {r.status_code} (unauthorized)")
+        if r.status_code != 200:
+            raise BackendError(f"{url}: HTTP {r.status_code}")
+        spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)
+        for chunk in r.iter_content(1 << 20):
+            spool.write(chunk)
+            if spool.tell() > FULL_DOWNLOAD_LIMIT:
+                raise BackendError(f"{url}: larger than {FULL_DOWNLOAD_LIMIT} bytes and the server "
+                                   "does not allow range requests")
+    spool.seek(0)
+    return spool  # type: ignore[return-value]
+
+
 def https_config(url: str, repos: RepositoriesSpec) -> tuple[str, int]:
-    """(config.pbtxt text, bytes downloaded)."""
+    """(config.pbtxt text, bytes downloaded). The archive is recognised as a zip by its first
+    bytes, whatever the URL ends with (TMS: `uri=http://host:8000/densenet_onnx`)."""
     secret = best_match([(h.targetUri, h.secretName) for h in repos.https], url)
     headers = {}
     if secret:
@@ -107,15 +135,21 @@ def https_config(url: str, repos: RepositoriesSpec) -> tuple[str, int]:
             raise BackendError(f"{url}: needs the secret {secret!r}: set TMS_HTTPS_{_env_key(secret)}")
         headers["Authorization"] = token
     remote = HttpRangeFile(url, headers)
+    source: Any = remote if remote.ranges else _whole(url, headers)
+    head = source.read(4)
+    source.seek(0)
+    if head not in ZIP_MAGIC:
+        raise BackendError(f"{url}: not a zip archive (the content starts with {head!r}, a zip with b'PK\\x03\\x04')")
     try:
-        with zipfile.ZipFile(remote) as zf:  # type: ignore[arg-type]
+        with zipfile.ZipFile(source) as zf:
             root = model_root(zf.namelist())
             try:
-                return zf.read(root + "config.pbtxt").decode(), remote.bytes_read
+                text = zf.read(root + "config.pbtxt").decode()
             except KeyError:
                 raise BackendError(f"{url}: the zip has no config.pbtxt") from None
     except zipfile.BadZipFile:
         raise BackendError(f"{url}: not a valid zip archive") from None
+    return text, remote.bytes_read if remote.ranges else source.tell()
 
 
 def s3_config(repo_name: str, path: str, repos: RepositoriesSpec) -> str:
@@ -139,6 +173,9 @@ def s3_config(repo_name: str, path: str, repos: RepositoriesSpec) -> str:
         session = boto3.Session(profile_name=os.environ.get(prefix + "PROFILE") or None)
         # Bounded: a wrong endpoint must fail in seconds, not after boto3's long default retries.
         config = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 2})
+        if "aws_access_key_id" not in kwargs and session.get_credentials() is None:
+            # No credentials anywhere: a public bucket, read with unsigned requests (TMS 0.9).
+            config = config.merge(anonymous_config())
         body = session.client("s3", config=config, **kwargs).get_object(Bucket=s3.bucketName, Key=object_key)["Body"].read()
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")

@@ -248,4 +248,22 @@ def load_repository(root: Path, progress: Callable[[int, int], None] | None = No
                 repo.allowlist = model
             elif isinstance(model, Repositories):
                 repo.repositories = model
+    _share_by_default(repo)
     return repo
+
+
+def _share_by_default(repo: Repository) -> None:
+    """TMS `shareTriton.byDefault`: a lease that asks for neither a bespoke Triton nor a pool
+    shares the admin's default pool. Applied here, once, so placement, rules and rendering all
+    see the same pooled lease (`tms lease status` and `tms plan` show the pool)."""
+    from tms_stack.models.lease import PoolShare
+
+    pools = repo.limits.spec.pools
+    if not pools.byDefault or not pools.defaultPool:
+        return
+    for entry in repo.leases.values():
+        lease = entry.model
+        assert isinstance(lease, Lease)
+        if lease.spec.triton is None and lease.spec.pool is None:
+            share = PoolShare(name=pools.defaultPool, quota=pools.defaultQuota)
+            entry.model = lease.model_copy(update={"spec": lease.spec.model_copy(update={"pool": share})})

@@ -4,9 +4,9 @@ program and by `tms render` alike, so both produce the same objects."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from tms_stack.diagnostics import Diagnostic, TmsError
 from tms_stack.loader import validation_diagnostics
@@ -23,14 +23,40 @@ class PrometheusSettings(Strict):
     scrapeInterval: Duration = "15s"
 
 
-class TlsSettings(Strict):
-    """cert-manager issuer for Triton's TLS certificates (TMS `server.security.tls.certManager`)."""
+KEY_SIZES = {"RSA": (2048, 4096, 8192), "ECDSA": (256, 384, 521)}
 
-    issuerName: str
-    issuerKind: str = "ClusterIssuer"
-    issuerGroup: str = "cert-manager.io"
-    privateKeyAlgorithm: str = "RSA"
-    privateKeySize: int = 4096
+
+class TlsSettings(Strict):
+    """cert-manager issuer for Triton's TLS certificates (TMS `server.security.tls.certManager`).
+
+    Present means enabled (TMS `tls.enabled: true`). Rendered as a Certificate per Triton
+    Deployment and Triton's gRPC TLS flags (tms_stack/render/tritonopts.py)."""
+
+    issuerName: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")]
+    issuerKind: Annotated[str, Field(pattern=r"^[A-Z][A-Za-z0-9]{0,62}$")] = "ClusterIssuer"
+    issuerGroup: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")] = "cert-manager.io"
+    privateKeyAlgorithm: Literal["RSA", "ECDSA", "Ed25519"] = "RSA"
+    privateKeySize: int = 4096  # ignored for Ed25519, as in TMS
+    # Triton 2.51 has no TLS for HTTP: expose its plaintext HTTP port on the Services anyway?
+    plaintextHttp: bool = False
+
+    @model_validator(mode="after")
+    def _size(self) -> TlsSettings:
+        sizes = KEY_SIZES.get(self.privateKeyAlgorithm)
+        if sizes and self.privateKeySize not in sizes:
+            raise ValueError(f"privateKeySize {self.privateKeySize} is not a {self.privateKeyAlgorithm} key size: "
+                             f"use one of {', '.join(map(str, sizes))} (TMS rule)")
+        return self
+
+
+class ScaleToZero(Strict):
+    """HPA `minReplicas: 0` (TMS `autoscaling.replicas.limits.minimum: 0`). Kubernetes allows it
+    only with the HPAScaleToZero feature gate and at least one External or Object metric, since
+    a Deployment with no pods has no pod metrics to wake it: the admin names an External metric
+    (e.g. requests waiting at a gateway) selected by `tms-stack.dev/lease=<lease>`."""
+
+    externalMetric: Annotated[str, Field(pattern=r"^[A-Za-z_:][A-Za-z0-9_:]{0,199}$")]
+    averageValue: Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?m?$")] = "1"
 
 
 class StackSettings(Strict):
@@ -42,6 +68,7 @@ class StackSettings(Strict):
     customLabels: dict[str, str] = Field(default_factory=dict)
     customAnnotations: dict[str, str] = Field(default_factory=dict)
     tls: TlsSettings | None = None
+    scaleToZero: ScaleToZero | None = None
     # Secret (key `value`) holding the restricted model-repository API key shared by Triton and its agent.
     repoKeySecret: str = "tms-repo-key"
     # How long Triton may take to load its models before Kubernetes restarts it (TMS 1.1 fix).

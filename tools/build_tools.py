@@ -10,7 +10,8 @@ Pieces (see docs/real-engine.md for versions, cache layout and timings):
 
   kube-apiserver  k8s.io/kubernetes cmd/kube-apiserver   wrapper module tools/gobuild/kubernetes
   etcd            go.etcd.io/etcd/server/v3 etcdmain     wrapper module tools/gobuild/etcd
-  crds            PodMonitor + PrometheusRule CRDs from the prometheus-operator module
+  crds            PodMonitor + PrometheusRule CRDs from the prometheus-operator module,
+                  the Certificate CRD from the cert-manager module
                   (tools/gobuild/prometheus-operator; nothing is compiled)
   pulumi          the Pulumi CLI + pulumi-language-python, version = `pulumi==` in pyproject.toml
   pulumi-kubernetes
@@ -64,6 +65,9 @@ KWOK_STAGE_FILES = (
 )
 PROMETHEUS_OPERATOR_VERSION = "v0.85.0"
 CRD_FILES = ("monitoring.coreos.com_podmonitors.yaml", "monitoring.coreos.com_prometheusrules.yaml")
+# cert-manager's Certificate CRD: rendered TLS certificates (stack setting `tls`) are checked against it.
+CERT_MANAGER_VERSION = "v1.21.2"
+CERT_MANAGER_CRD = "cert-manager.io_certificates.yaml"
 
 PROGRESS_EVERY_S = 20.0
 
@@ -445,6 +449,22 @@ def build_go_piece(root: Path, piece: GoPiece) -> Path:
         return outdir
 
 
+def fetch_cert_manager_crd(root: Path) -> Path:
+    """Copy the Certificate CRD out of the cert-manager module (deploy/crds/)."""
+    out = root / "crds" / f"cert-manager-{CERT_MANAGER_VERSION}" / CERT_MANAGER_CRD
+    if out.exists():
+        log(f"cert-manager crd {CERT_MANAGER_VERSION}: cached in {out}")
+        return out
+    with _Lock(root / "locks" / "crds-cert-manager.lock"):
+        log(f"crds: downloading github.com/cert-manager/cert-manager@{CERT_MANAGER_VERSION}")
+        mod = _module_dir(root, GOBUILD / "cert-manager", "github.com/cert-manager/cert-manager",
+                          CERT_MANAGER_VERSION, "cert-manager crd")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(mod / "deploy" / "crds" / CERT_MANAGER_CRD, out)
+        log(f"cert-manager crd {CERT_MANAGER_VERSION}: {CERT_MANAGER_CRD} -> {out}")
+        return out
+
+
 def fetch_crds(root: Path) -> Path:
     """Copy the PodMonitor and PrometheusRule CRDs out of the prometheus-operator module."""
     outdir = root / "crds" / f"prometheus-operator-{PROMETHEUS_OPERATOR_VERSION}"
@@ -525,7 +545,8 @@ def build(pieces: list[str] | tuple[str, ...] = PIECES, *, keep_going: bool = Tr
                 result[piece] = {"path": str(build_go_piece(root, etcd_piece()) / "etcd")}
             elif piece == "crds":
                 d = fetch_crds(root)
-                result[piece] = {"path": str(d), "files": [str(d / f) for f in CRD_FILES]}
+                result[piece] = {"path": str(d), "files": [str(d / f) for f in CRD_FILES]
+                                 + [str(fetch_cert_manager_crd(root))]}
             elif piece == "pulumi":
                 dirs = build_pulumi(root)
                 result[piece] = {"path": str(dirs["pulumi"] / "pulumi"),

@@ -40,7 +40,7 @@ def _model_uri(value: str) -> str:
     if not MODEL_URI.match(value):
         raise ValueError(
             f"{value!r} is not a model URI: use model://<repository>/<path> (a repository from policies) "
-            "or an http(s):// URL of a .zip"
+            "or an http(s):// URL of a zip archive"
         )
     return value
 

@@ -57,6 +57,11 @@ class TritonLimits(Strict):
     resources: ResourceLimits = Field(default_factory=ResourceLimits)
     # TMS `triton.enableRestrictedAccess`: only the agent may call the model-repository API.
     enableRestrictedAccess: bool = True
+    # TMS `server.logLevel` / `server.traceLevel` set the verbosity of TMS's own server. We have no
+    # server: the process that serves is Triton, so they become Triton's --log-* flags and its
+    # trace level (docs/tmsctl.md, "Helm values").
+    logLevel: Literal["error", "warning", "info", "verbose"] = "info"
+    traceLevel: Literal["off", "timestamps", "tensors"] = "off"
 
 
 class DurationLimit(Strict):
@@ -213,6 +218,19 @@ class PoolLimits(Strict):
     enabled: bool = False
     instanceQuota: QuotaRange = Field(default_factory=QuotaRange)
     maxInstances: WholeNumber = Field(default=32, ge=1, le=10_000)  # = pool.MAX_POOL_INSTANCES
+    # TMS `shareTriton.byDefault`: a lease that names neither `triton` nor `pool` shares a Triton.
+    # TMS had one implicit share target; ours is a named pool (`defaultPool`) with `defaultQuota`.
+    byDefault: bool = False
+    defaultPool: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{8,512}$")] | None = None
+    defaultQuota: WholeNumber = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _default_pool(self) -> PoolLimits:
+        if self.byDefault and not self.enabled:
+            raise ValueError("byDefault needs pools enabled (enabled: true)")
+        if self.byDefault and not self.defaultPool:
+            raise ValueError("byDefault needs defaultPool: the pool leases without triton or pool go to")
+        return self
 
 
 class Budget(Strict):

@@ -15,6 +15,7 @@ from tms_stack.render.labels import ALIAS
 from tms_stack.render.leases import render_bespoke, render_pooled
 from tms_stack.render.monitoring import render_monitoring
 from tms_stack.render.pools import render_pool
+from tms_stack.render.tritonopts import log_args
 from tms_stack.resolve import effective_lease, effective_pool_resources, pool_image
 from tms_stack.stack import StackSettings
 
@@ -53,6 +54,7 @@ def render_repository(repo: Repository, settings: StackSettings, lock: Placement
     of the clock at render time (so `tms render` and `pulumi up` are reproducible)."""
     limits, allowlist, repos = repo.limits, repo.allowlist, repo.repositories.spec
     restricted = limits.spec.triton.enableRestrictedAccess
+    triton_args = tuple(log_args(limits.spec.triton.logLevel, limits.spec.triton.traceLevel))
     pools: dict[str, Pool] = {p.name: p for p in repo.all_pools()}
     leases: dict[str, Lease] = {lease.name: lease for lease in repo.all_leases()}
     groups: list[RenderGroup] = []
@@ -62,7 +64,7 @@ def render_repository(repo: Repository, settings: StackSettings, lock: Placement
         group = RenderGroup("Lease", name)
         if lease.spec.pool is None:
             eff = effective_lease(lease, limits, allowlist, pools)
-            group.objects = render_bespoke(lease, eff, settings, repos, restricted)
+            group.objects = render_bespoke(lease, eff, settings, repos, restricted, triton_args)
         else:
             pool = pools[lease.spec.pool.name]
             index = instance_of(lock, pool.name, name)
@@ -81,7 +83,8 @@ def render_repository(repo: Repository, settings: StackSettings, lock: Placement
         placement = lock.pools.get(pool_name, PoolPlacement()) if lock else PoolPlacement()
         group = RenderGroup("Pool", pool_name)
         group.objects = render_pool(pool, placement, leases, pool_image(pool, allowlist),
-                                    effective_pool_resources(pool, limits), settings, repos, restricted)
+                                    effective_pool_resources(pool, limits), settings, repos, restricted,
+                                    triton_args)
         groups.append(group)
     groups.append(_names_group(groups))
     groups.append(RenderGroup("Monitoring", "monitoring", render_monitoring(settings)))

@@ -10,8 +10,10 @@ from tms_stack.models import Lease
 from tms_stack.models.policies import RepositoriesSpec
 from tms_stack.render.labels import (
     ALIAS,
+    DOMAIN,
     EXPIRES_AT,
     INSTANCE,
+    LEASE,
     common_labels,
     lease_labels,
     metadata,
@@ -36,7 +38,7 @@ def lease_meta(lease: Lease, settings: StackSettings, component: str) -> tuple[d
 
 
 def render_bespoke(lease: Lease, eff: EffectiveLease, settings: StackSettings, repos: RepositoriesSpec,
-                   restricted: bool) -> list[dict[str, Any]]:
+                   restricted: bool, triton_args: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     labels, annotations = lease_meta(lease, settings, "inference-server")
     auto = eff.autoscaling
     desired = DesiredDocument(instance=lease.name, repositorySize=eff.resources.repository_size,
@@ -44,6 +46,7 @@ def render_bespoke(lease: Lease, eff: EffectiveLease, settings: StackSettings, r
     workload = Workload(
         name=lease.name, image=eff.image, resources=eff.resources, desired=desired,
         labels=labels, annotations=annotations, replicas=None if auto else 1, restricted=restricted,
+        triton_args=triton_args,
     )
     objects = render_workload(workload, settings, repos)
     selector = {INSTANCE: lease.name}
@@ -84,12 +87,23 @@ def hpa(lease: Lease, auto: EffectiveAutoscaling, settings: StackSettings, label
             metrics.append({"type": "Pods", "pods": {
                 "metric": {"name": POD_METRICS[metric.name]},
                 "target": {"type": "AverageValue", "averageValue": str(metric.threshold)}}})
+    min_replicas = auto.min_replicas
+    if min_replicas == 0:
+        if settings.scaleToZero is None:
+            # Kubernetes refuses minReplicas 0 without an External/Object metric (docs/rendering.md).
+            min_replicas = 1
+            annotations = {**annotations, f"{DOMAIN}/min-replicas": "0 requested; 1 until the stack sets scaleToZero"}
+        else:
+            metrics.append({"type": "External", "external": {
+                "metric": {"name": settings.scaleToZero.externalMetric,
+                           "selector": {"matchLabels": {LEASE: lease.name}}},
+                "target": {"type": "AverageValue", "averageValue": settings.scaleToZero.averageValue}}})
     return {
         "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
         "metadata": metadata(lease.name, settings, labels, annotations),
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": lease.name},
-            "minReplicas": max(auto.min_replicas, 1),
+            "minReplicas": min_replicas,
             "maxReplicas": auto.max_replicas,
             "metrics": metrics,
             # Scaling down unloads a whole Triton: wait before giving replicas back.

@@ -17,7 +17,7 @@ from tms_stack.stack import StackSettings
 
 def render_pool(pool: Pool, placement: PoolPlacement, leases: dict[str, Lease], image: str,
                 resources: EffectiveResources, settings: StackSettings, repos: RepositoriesSpec,
-                restricted: bool) -> list[dict[str, Any]]:
+                restricted: bool, triton_args: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     objects: list[dict[str, Any]] = []
     for inst in sorted(placement.instances, key=lambda i: i.index):
         name = pool.instance_name(inst.index)
@@ -30,6 +30,6 @@ def render_pool(pool: Pool, placement: PoolPlacement, leases: dict[str, Lease], 
         # Pool instances never scale by HPA; their lease set changes through the ConfigMap only,
         # which the agent applies without restarting Triton.
         workload = Workload(name=name, image=image, resources=resources, desired=desired, labels=labels,
-                            annotations={}, replicas=1, restricted=restricted)
+                            annotations={}, replicas=1, restricted=restricted, triton_args=triton_args)
         objects.extend(render_workload(workload, settings, repos))
     return objects

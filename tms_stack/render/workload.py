@@ -12,6 +12,7 @@ from tms_stack import units
 from tms_stack.desired import DESIRED_FILE, DesiredDocument, HttpsSource, S3Source, volume_dir
 from tms_stack.models.policies import RepositoriesSpec
 from tms_stack.render.labels import INSTANCE, image_version, metadata
+from tms_stack.render.tritonopts import TLS_DIR, certificate, tls_args, tls_secret
 from tms_stack.resolve import EffectiveResources
 from tms_stack.stack import StackSettings
 
@@ -34,6 +35,7 @@ class Workload:
     annotations: dict[str, str]
     replicas: int | None            # None when an HPA owns the count
     restricted: bool                # restricted model-repository endpoint
+    triton_args: tuple[str, ...] = ()  # admin options: log and trace levels (render/tritonopts.py)
 
 
 def _secret_names(desired: DesiredDocument) -> list[str]:
@@ -85,7 +87,10 @@ def render_workload(w: Workload, settings: StackSettings, repos: RepositoriesSpe
         "data": {DESIRED_FILE: w.desired.to_json() + "\n"},
     }
     claims = {v.repositoryName: v.volumeClaimName for v in repos.volumes}
-    return [service_account, config_map, _deployment(w, settings, region, claims)]
+    objects: list[dict[str, Any]] = [service_account, config_map, _deployment(w, settings, region, claims)]
+    if settings.tls is not None:
+        objects.append(certificate(w.name, settings, w.labels, w.annotations))
+    return objects
 
 
 def _deployment(w: Workload, settings: StackSettings, region: str | None,
@@ -106,7 +111,10 @@ def _deployment(w: Workload, settings: StackSettings, region: str | None,
         "--exit-timeout-secs=30",
         f"--http-port={HTTP}", f"--grpc-port={GRPC}", f"--metrics-port={METRICS}",
         "--allow-metrics=true", "--allow-gpu-metrics=true",
+        *w.triton_args,
     ]
+    if settings.tls is not None:
+        args += tls_args()
     env: list[dict[str, Any]] = []
     if w.restricted:
         # Only the agent knows the key, so only it can load and unload models.
@@ -116,7 +124,7 @@ def _deployment(w: Workload, settings: StackSettings, region: str | None,
                     "valueFrom": {"secretKeyRef": {"name": settings.repoKeySecret, "key": "value"}}})
     startup_s = int(units.parse_duration(settings.startupTimeout).total_seconds())
     period = 10
-    triton = {
+    triton: dict[str, Any] = {
         "name": "triton",
         "image": w.image,
         "command": ["tritonserver"],
@@ -162,6 +170,9 @@ def _deployment(w: Workload, settings: StackSettings, region: str | None,
     if w.restricted:
         agent_mounts.append({"name": "repo-key", "mountPath": REPO_KEY_DIR, "readOnly": True})
         volumes.append({"name": "repo-key", "secret": {"secretName": settings.repoKeySecret}})
+    if settings.tls is not None:
+        triton["volumeMounts"].append({"name": "tls", "mountPath": TLS_DIR, "readOnly": True})
+        volumes.append({"name": "tls", "secret": {"secretName": tls_secret(w.name)}})
     for secret in _secret_names(w.desired):
         vol = f"secret-{secret}"[:63].rstrip("-.")
         agent_mounts.append({"name": vol, "mountPath": f"/var/run/tms/secrets/{secret}", "readOnly": True})
@@ -226,7 +237,10 @@ def service(name: str, settings: StackSettings, labels: dict[str, str], selector
             "type": "ClusterIP",
             "selector": selector,
             "ports": [
-                {"name": "http", "port": HTTP, "targetPort": "http", "protocol": "TCP"},
+                # Triton has no TLS for HTTP: with TLS on, its plaintext port is not exposed unless
+                # the admin allows it (render/tritonopts.py).
+                *([{"name": "http", "port": HTTP, "targetPort": "http", "protocol": "TCP"}]
+                  if settings.tls is None or settings.tls.plaintextHttp else []),
                 {"name": "grpc", "port": GRPC, "targetPort": "grpc", "protocol": "TCP"},
                 {"name": "metrics", "port": METRICS, "targetPort": "metrics", "protocol": "TCP"},
             ],

@@ -9,12 +9,21 @@ from tms_stack.desired import S3Source
 from tms_stack.sources import FetchError, Progress, read_secret
 
 
+def anonymous_config() -> Any:
+    """botocore settings for unsigned requests: public buckets need no credentials (TMS 0.9:
+    "public S3 model repositories without IAM")."""
+    from botocore import UNSIGNED
+    from botocore.config import Config
+
+    return Config(signature_version=UNSIGNED)
+
+
 def s3_client(source: S3Source) -> Any:
     import boto3
     from botocore.config import Config
 
-    kwargs: dict[str, Any] = {"config": Config(retries={"max_attempts": 3, "mode": "standard"},
-                                               connect_timeout=10, read_timeout=60)}
+    config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=10, read_timeout=60)
+    kwargs: dict[str, Any] = {"config": config}
     if source.endpoint:
         kwargs["endpoint_url"] = source.endpoint
         kwargs["region_name"] = source.region or "us-east-1"
@@ -23,8 +32,14 @@ def s3_client(source: S3Source) -> Any:
     if source.accessKeySecret:
         kwargs["aws_access_key_id"] = read_secret(source.accessKeySecret)
         kwargs["aws_secret_access_key"] = read_secret(source.secretKeySecret)
+        return boto3.client("s3", **kwargs)
     # Otherwise boto3's chain applies: AWS_* env, the pod's IAM role (IRSA web identity), ...
-    return boto3.client("s3", **kwargs)
+    # and where it finds nothing, the bucket is public: unsigned requests instead of failing with
+    # NoCredentialsError before the endpoint is even contacted.
+    session = boto3.Session()
+    if session.get_credentials() is None:
+        kwargs["config"] = config.merge(anonymous_config())
+    return session.client("s3", **kwargs)
 
 
 def _explain(exc: Exception, source: S3Source) -> FetchError:
