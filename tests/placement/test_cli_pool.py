@@ -57,12 +57,12 @@ def test_committed_example_lock_is_current(example_repo: Path) -> None:
 
 def test_status_shows_instances_quota_and_backends(example_repo: Path) -> None:
     text = tms(example_repo, "pool", "status", "shared-t4-pool")
-    assert "shared-t4-pool-0" in text and "chat-embed (5), chat-small (2)" in text
-    data = json.loads(tms(example_repo, "pool", "status", "shared-t4-pool", "-z"))
+    assert "shared-t4-pool-0" in text and "chat-embed(5), chat-small(2)" in text
+    data = json.loads(tms(example_repo, "pool", "status", "shared-t4-pool", "-o", "json"))
     assert data["instances"] == [{"instance": "shared-t4-pool-0", "leases": ["chat-embed", "chat-small"],
                                   "used": 7, "free": 1, "backends": ["python"]}]
     # `_` and capitals in pool names map to a Kubernetes name; lookup is case-insensitive.
-    data = json.loads(tms(example_repo, "pool", "status", "CPU_inference_pool", "-z"))
+    data = json.loads(tms(example_repo, "pool", "status", "CPU_inference_pool", "-o", "json"))
     assert [i["instance"] for i in data["instances"]] == ["cpu-inference-pool-0"]
     assert "no pool named 'nope-pool-x'" in tms(example_repo, "pool", "status", "nope-pool-x", ok=False)
 
@@ -108,7 +108,7 @@ def test_rebalance_reports_moves_and_writes_on_request(example_repo: Path, write
     text = tms(example_repo, "pool", "rebalance")
     # The emptiest instance is drained into the fullest hole that fits; nobody else moves.
     assert "cpu_inference_pool: 3 -> 2 instances, 1 lease(s) would move: ranker" in text
-    summary = json.loads(tms(example_repo, "pool", "rebalance", "-z", *(["--write"] if write else [])))
+    summary = json.loads(tms(example_repo, "pool", "rebalance", "-o", "json", *(["--write"] if write else [])))
     assert summary["cpu_inference_pool"] == {"instances_before": 3, "instances_after": 2, "moved": ["ranker"]}
     assert summary["shared-t4-pool"]["moved"] == []
     if not write:
@@ -121,14 +121,14 @@ def test_rebalance_reports_moves_and_writes_on_request(example_repo: Path, write
 
 
 def test_status_verbose_names_owner_expiry_and_models(example_repo: Path) -> None:
-    data = json.loads(tms(example_repo, "pool", "status", "shared-t4-pool", "-z", "-v"))
+    data = json.loads(tms(example_repo, "pool", "status", "shared-t4-pool", "-o", "json", "-v"))
     assert data["instances"][0]["details"][1] == {
         "lease": "chat-small", "quota": 2, "owner": "team-assist", "expires": "2027-02-01T00:00:00+00:00",
         "models": ["chat_small"]}
 
 
 def test_create_takes_instance_defaults_from_policy(example_repo: Path) -> None:
-    out = json.loads(tms(example_repo, "pool", "create", "gpu-a100-pool", "-q", "4", "-c", "1,*", "-z"))
+    out = json.loads(tms(example_repo, "pool", "create", "gpu-a100-pool", "-q", "4", "-c", "1,*", "-o", "json"))
     assert [Path(p).name for p in out["written"]] == ["gpu-a100-pool.yaml", "placement.lock.yaml"]
     text = (example_repo / "pools" / "gpu-a100-pool.yaml").read_text()
     assert "min: 1" in text and "max: 8" in text  # policies/limits.yaml: pools.maxInstances 8

@@ -1,121 +1,231 @@
-"""The tmsctl verbs as file edits: `tms lease ...`, `tms lease name ...`, `tms allowlist ...`.
+"""`tms lease create/list/status/renew/release` (and `tms leases`): tmsctl's lease verbs as edits of
+leases/<name>.yaml, with tmsctl's flags, implications and refusals (docs/tmsctl.md).
 
 Every edit is tried on a scratch copy and checked first (edits.checked_write); comments and
-formatting of edited files are kept (ruamel.yaml round-trip, or a one-line rewrite)."""
+formatting of edited files are kept. `lease name ...` is in leasename.py, `allowlist` in
+allowlist.py."""
 
 from __future__ import annotations
 
-import json
+import re
 from datetime import UTC, datetime
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from tms_stack.cli.tmsctl import (
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    Output,
+    OutputOpt,
+    Porcelain,
+    Root,
+    Target,
+    commit_hint,
+    default_owner,
+    edit,
+    emit,
+    fail,
+    find_root,
+    load,
+    no_target,
+    porcelain_word,
+)
 from tms_stack.diagnostics import TmsError
 
 lease_app = typer.Typer(no_args_is_help=True, help="Leases: models on a Triton, until they expire.")
-name_app = typer.Typer(no_args_is_help=True, help="Lease names: stable DNS aliases that can move.")
-allow_app = typer.Typer(no_args_is_help=True, help="The Triton image allowlist.")
-lease_app.add_typer(name_app, name="name")
-Root = Annotated[Path, typer.Option("--root", help="repository root")]
-Porcelain = Annotated[bool, typer.Option("--porcelain", "-z", help="machine-readable output (JSON)")]
 
 
 def register(app: typer.Typer) -> None:
+    from tms_stack.cli import allowlist, leasename
+
+    leasename.register(lease_app)
     app.add_typer(lease_app, name="lease")
-    app.add_typer(allow_app, name="allowlist")
+    allowlist.register(app)
+    # tmsctl: `tmsctl leases` is `tmsctl lease list`.
+    app.command("leases", help="Same as `tms lease list`.")(list_)
 
 
-def _done(porcelain: bool, message: str, **data: Any) -> None:
-    if porcelain:
-        typer.echo(json.dumps({"ok": True, "message": message, **data}))
-    else:
-        typer.echo(f"{message}. Commit the change (git add -A leases pools policies && git commit).")
+class MetricState(str, Enum):
+    enable = "enable"
+    disable = "disable"
+    server_default = "server-default"
 
 
-def _edit(root: Path, changes: dict[Path, Any]) -> None:
-    from tms_stack.edits import checked_write
-
-    try:
-        checked_write(root, changes)
-    except TmsError as exc:
-        typer.echo(f"refused: {exc}", err=True)
-        raise typer.Exit(1) from None
+METRICS = {"cpu-utilization": "cpuUtilization", "gpu-utilization": "gpuUtilization",
+           "queue-time": "queueTime", "queue-time-percentage": "queueTimePercentage"}
+MODEL_KEYS = ("name", "uri", "count", "backend")
 
 
-def _repo(root: Path):  # type: ignore[no-untyped-def]
-    from tms_stack.loader import load_repository
-
-    return load_repository(root)
+def _ts(t: datetime | None) -> str | None:
+    return f"{t:%Y-%m-%dT%H:%M:%SZ}" if t else None
 
 
-def _lease_file(root: Path, name: str) -> Path:
-    path = root / "leases" / f"{name}.yaml"
-    if not path.exists():
-        raise typer.BadParameter(f"no lease {name!r} (leases/{name}.yaml does not exist)")
-    return path
-
-
-def _parse_model(text: str) -> dict[str, Any]:
+def parse_model(text: str) -> dict[str, Any]:
+    """tmsctl's `-m name=<model>,uri=<uri>[,count=<n>]` (ours: `backend=<b>`, repeatable)."""
     out: dict[str, Any] = {}
     for part in text.split(","):
         key, sep, value = part.partition("=")
-        if not sep or key.strip() not in ("name", "uri", "count", "backend"):
-            raise typer.BadParameter(f"-m {text!r}: use name=<model>,uri=<uri>[,count=<n>][,backend=<b>]")
         key, value = key.strip(), value.strip()
+        if not sep or key not in MODEL_KEYS:
+            fail(f"-m {text!r}: {part.strip()!r} is not a model field: use name=<model>,uri=<uri>[,count=<n>]"
+                 "[,backend=<backend>]")
         if key == "count":
+            if not value.isdigit():
+                fail(f"-m {text!r}: count must be a whole number (0: the model's own config)")
             out["count"] = int(value)
         elif key == "backend":
             out.setdefault("backends", []).append(value)
         else:
             out[key] = value
     if "name" not in out or "uri" not in out:
-        raise typer.BadParameter(f"-m {text!r}: name= and uri= are required")
+        fail(f"-m {text!r}: name= and uri= are required (tmsctl: name and uri are required)")
     return out
+
+
+def generated_name(model_name: str, taken: set[str]) -> str:
+    """A lease name from the first model's name (TMS generated ids; ours must be a DNS label)."""
+    base = re.sub(r"[^a-z0-9-]+", "-", model_name.lower()).strip("-")
+    if not base or not base[0].isalpha():
+        base = f"lease-{base}".rstrip("-")
+    base = base[:56].rstrip("-")
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base}-{n}", n + 1
+    return name
+
+
+def _namespace(root: Path) -> str | None:
+    from tms_stack.stack import load_stack_settings
+
+    try:
+        return load_stack_settings(root).namespace
+    except TmsError:
+        return None  # several stacks and none chosen: the host is shown without a namespace
+
+
+def triton_host(name: str, namespace: str | None) -> str:
+    return f"{name}.{namespace}.svc.cluster.local" if namespace else name
+
+
+def _metric_options(states: dict[str, MetricState | None], thresholds: dict[str, str | None]) -> dict[str, Any]:
+    metrics: dict[str, Any] = {}
+    for flag, key in METRICS.items():
+        entry: dict[str, Any] = {}
+        state = states[flag]
+        if state is MetricState.enable:
+            entry["enabled"] = True
+        elif state is MetricState.disable:
+            entry["enabled"] = False
+        threshold = thresholds[flag]
+        if threshold is not None:
+            if key == "queueTime":
+                entry["threshold"] = int(threshold) if threshold.isdigit() else threshold
+            else:
+                try:
+                    value = float(threshold)
+                except ValueError:
+                    fail(f"--autoscaling-metric-{flag}-threshold {threshold!r}: a number in (0, 100]")
+                if not 0 < value <= 100:
+                    fail(f"--autoscaling-metric-{flag}-threshold {threshold}: must be above 0 and at most 100")
+                if not value.is_integer():
+                    fail(f"--autoscaling-metric-{flag}-threshold {threshold}: whole percentages only "
+                         "(policies hold integer thresholds)")
+                entry["threshold"] = int(value)
+        if entry:
+            metrics[key] = entry
+    return metrics
 
 
 @lease_app.command("create")
 def create(
-    name: Annotated[str, typer.Argument(help="lease name (DNS label); the file is leases/<name>.yaml")],
-    model: Annotated[list[str], typer.Option("--model", "-m", help="name=<model>,uri=<uri>[,count=N]; repeat, in load order")],
-    owner: Annotated[str, typer.Option("--owner", envvar="TMS_OWNER", help="accountable team")],
-    duration: Annotated[str | None, typer.Option(help="e.g. 8h; default: the admin default")] = None,
-    triton_image: Annotated[str | None, typer.Option("--triton-image")] = None,
+    name: Annotated[str | None, typer.Argument(help="lease name (DNS label); default: from the first model")] = None,
+    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="name=<model>,uri=<uri>[,count=N]; "
+                                                    "repeat, in load order")] = None,
+    owner: Annotated[str | None, typer.Option("--owner", help="accountable team; default: TMS_OWNER or "
+                                              ".tms.yaml `owner`")] = None,
+    duration: Annotated[str | None, typer.Option("--duration", help="e.g. 8h; default: the admin default")] = None,
+    renewal_duration: Annotated[str | None, typer.Option("--renewal-duration",
+                                help="how long each renewal extends (needs --auto-renew)")] = None,
+    auto_renew: Annotated[bool, typer.Option("--auto-renew", help="renew while in use")] = False,
+    activity_window: Annotated[str | None, typer.Option("--auto-renew-activity-window", "--activity-window",
+                               help="use within this long before expiry renews (needs --auto-renew)")] = None,
+    enable_autoscaling: Annotated[bool, typer.Option("--enable-autoscaling")] = False,
+    min_replicas: Annotated[int | None, typer.Option("--autoscaling-min-replicas", min=0)] = None,
+    max_replicas: Annotated[int | None, typer.Option("--autoscaling-max-replicas", min=1)] = None,
+    cpu: Annotated[MetricState | None, typer.Option("--autoscaling-metric-cpu-utilization")] = None,
+    cpu_t: Annotated[str | None, typer.Option("--autoscaling-metric-cpu-utilization-threshold")] = None,
+    gpu: Annotated[MetricState | None, typer.Option("--autoscaling-metric-gpu-utilization")] = None,
+    gpu_t: Annotated[str | None, typer.Option("--autoscaling-metric-gpu-utilization-threshold")] = None,
+    qt: Annotated[MetricState | None, typer.Option("--autoscaling-metric-queue-time")] = None,
+    qt_t: Annotated[str | None, typer.Option("--autoscaling-metric-queue-time-threshold",
+                                             help="e.g. 200ms, 1m30s, or microseconds")] = None,
+    qtp: Annotated[MetricState | None, typer.Option("--autoscaling-metric-queue-time-percentage")] = None,
+    qtp_t: Annotated[str | None, typer.Option("--autoscaling-metric-queue-time-percentage-threshold")] = None,
+    triton_image: Annotated[str | None, typer.Option("--triton-image", "-i")] = None,
     triton_resources: Annotated[str | None, typer.Option("--triton-resources",
                                 help="cpu=N;gpu=N;system-memory=..;shared-memory=..;repository-size=..")] = None,
-    enable_autoscaling: Annotated[bool, typer.Option("--enable-autoscaling")] = False,
-    autoscaling_min_replicas: Annotated[int | None, typer.Option("--autoscaling-min-replicas")] = None,
-    autoscaling_max_replicas: Annotated[int | None, typer.Option("--autoscaling-max-replicas")] = None,
-    autoscaling_metric: Annotated[list[str] | None, typer.Option("--autoscaling-metric",
-                                  help="metric=threshold, e.g. queueTime=200ms or gpuUtilization=80")] = None,
-    triton_pool: Annotated[str | None, typer.Option("--triton-pool", "-p")] = None,
-    quota: Annotated[int | None, typer.Option("--quota")] = None,
-    auto_renew: Annotated[bool, typer.Option("--auto-renew")] = False,
-    activity_window: Annotated[str | None, typer.Option("--activity-window")] = None,
-    renewal_duration: Annotated[str | None, typer.Option("--renewal-duration")] = None,
-    lease_name: Annotated[list[str] | None, typer.Option("--name", help="alias; repeatable")] = None,
-    root: Root = Path("."),
-    porcelain: Porcelain = False,
+    triton_pool: Annotated[str | None, typer.Option("--triton-pool", "-p", help="share a pool (needs --quota)")] = None,
+    quota: Annotated[int | None, typer.Option("--quota", help="quota taken on one pool instance (needs -p)")] = None,
+    alias: Annotated[list[str] | None, typer.Option("--alias", help="a lease name (DNS alias); repeatable")] = None,
+    root: Root = None, porcelain: Porcelain = False, output: OutputOpt = Output.text, target: Target = None,
     now: Annotated[str | None, typer.Option(hidden=True)] = None,
 ) -> None:
-    """Write leases/<name>.yaml (checked before it is written)."""
-    from tms_stack import units
-    from tms_stack.cli.app import parse_now
-    from tms_stack.edits import parse_resources
-
-    path = root / "leases" / f"{name}.yaml"
-    if path.exists():
-        raise typer.BadParameter(f"lease {name!r} exists already ({path}); use `tms lease renew`")
-    repo = _repo(root)
-    moment = parse_now(now) or datetime.now(UTC)
-    length = units.parse_duration(duration or repo.limits.spec.leases.duration.default)
+    """Write leases/<name>.yaml (checked before it is written); prints the lease as tmsctl does."""
     from ruamel.yaml.scalarstring import PlainScalarString
 
+    from tms_stack import units
+    from tms_stack.cli.app import parse_now
+    from tms_stack.edits import dump_yaml, parse_resources
+
+    no_target(target)
+    if not model:
+        fail("at least one -m/--model name=<model>,uri=<uri> is required (tmsctl: --model is required)")
+    root = find_root(root)
+    models = [parse_model(m) for m in model]
+    repo = load(root)
+    states = {"cpu-utilization": cpu, "gpu-utilization": gpu, "queue-time": qt, "queue-time-percentage": qtp}
+    thresholds = {"cpu-utilization": cpu_t, "gpu-utilization": gpu_t, "queue-time": qt_t,
+                  "queue-time-percentage": qtp_t}
+    # tmsctl: --enable-autoscaling "is automatically turned on if any of the other options related
+    # to autoscaling are set".
+    autoscaling_flags = [f for f, v in (("--autoscaling-min-replicas", min_replicas),
+                                        ("--autoscaling-max-replicas", max_replicas)) if v is not None]
+    autoscaling_flags += [f"--autoscaling-metric-{k}" for k, v in states.items() if v is not None]
+    autoscaling_flags += [f"--autoscaling-metric-{k}-threshold" for k, v in thresholds.items() if v is not None]
+    autoscaling = enable_autoscaling or bool(autoscaling_flags)
+    if quota is not None and not triton_pool:
+        fail("--quota needs -p/--triton-pool: the quota is taken on an instance of that pool (tmsctl rule)")
+    if triton_pool:
+        clash = [f for f, v in (("--triton-image", triton_image), ("--triton-resources", triton_resources)) if v]
+        clash += (["--enable-autoscaling"] if enable_autoscaling else []) + autoscaling_flags
+        if clash:
+            fail(f"-p/--triton-pool cannot go with {', '.join(clash)}: a pooled lease shares the pool's Triton "
+                 "(tmsctl: pool options are exclusive with autoscaling and Triton options)")
+        if quota is None:
+            fail("-p/--triton-pool needs --quota <n>: how much of one pool instance the lease takes (tmsctl rule)")
+    if not auto_renew:
+        given = [f for f, v in (("--renewal-duration", renewal_duration),
+                                ("--auto-renew-activity-window", activity_window)) if v]
+        if given:
+            fail(f"{' and '.join(given)} without --auto-renew: these set how auto-renewal works, which this "
+                 "lease would not have. Add --auto-renew (to renew by hand: tms lease renew --duration)")
+    moment = parse_now(now) or datetime.now(UTC)
+    try:
+        length = units.parse_duration(duration or repo.limits.spec.leases.duration.default)
+    except ValueError as exc:
+        fail(f"--duration {duration}: {exc}")
     expires = (moment + length).replace(microsecond=0)
-    # Written as people write it (2026-11-22T08:00:00Z), unquoted so YAML reads a timestamp.
-    spec: dict[str, Any] = {"models": [_parse_model(m) for m in model],
-                            "expires": PlainScalarString(f"{expires:%Y-%m-%dT%H:%M:%SZ}")}
+    taken = set(repo.leases) | {a for lease in repo.all_leases() for a in lease.spec.names}
+    if name is None:
+        name = generated_name(models[0]["name"], taken)
+    elif (root / "leases" / f"{name}.yaml").exists():
+        fail(f"lease {name!r} exists already (leases/{name}.yaml): renew it with `tms lease renew {name}`",
+             EXIT_REFUSED)
+    lease_owner = default_owner(root, owner)
+    spec: dict[str, Any] = {"models": models, "expires": PlainScalarString(_ts(expires) or "")}
     if auto_renew:
         renew: dict[str, Any] = {}
         if activity_window:
@@ -123,248 +233,240 @@ def create(
         if renewal_duration:
             renew["renewalDuration"] = renewal_duration
         spec["autoRenew"] = renew
-    if lease_name:
-        spec["names"] = list(lease_name)
+    if alias:
+        spec["names"] = list(alias)
     if triton_pool:
-        if triton_image or triton_resources or enable_autoscaling:
-            raise typer.BadParameter("--triton-pool is exclusive with --triton-image/--triton-resources/--enable-autoscaling")
-        if quota is None:
-            raise typer.BadParameter("--triton-pool needs --quota")
-        spec["pool"] = {"name": triton_pool, "quota": quota}
+        # Pool names are case-insensitive (TMS): write the pool's own spelling.
+        canonical = next((p.name for p in repo.all_pools() if p.name.lower() == triton_pool.lower()), triton_pool)
+        spec["pool"] = {"name": canonical, "quota": quota}
     else:
         triton: dict[str, Any] = {}
         if triton_image:
             triton["image"] = triton_image
         if triton_resources:
-            triton["resources"] = parse_resources(triton_resources)
-        if enable_autoscaling:
+            try:
+                triton["resources"] = parse_resources(triton_resources)
+            except TmsError as exc:
+                fail(str(exc))
+        if autoscaling:
             auto: dict[str, Any] = {}
-            if autoscaling_min_replicas is not None:
-                auto["minReplicas"] = autoscaling_min_replicas
-            if autoscaling_max_replicas is not None:
-                auto["maxReplicas"] = autoscaling_max_replicas
-            metrics: dict[str, Any] = {}
-            for item in autoscaling_metric or []:
-                key, _, value = item.partition("=")
-                metrics[key.strip()] = {"enabled": True, **({"threshold": int(value) if value.isdigit() else value}
-                                                            if value else {})}
+            if min_replicas is not None:
+                auto["minReplicas"] = min_replicas
+            if max_replicas is not None:
+                auto["maxReplicas"] = max_replicas
+            metrics = _metric_options(states, thresholds)
             if metrics:
                 auto["metrics"] = metrics
             triton["autoscaling"] = auto
         if triton:
             spec["triton"] = triton
-    doc = {"apiVersion": "tms-stack/v1", "kind": "Lease", "metadata": {"name": name, "owner": owner}, "spec": spec}
-    import re
-
-    from tms_stack.edits import dump_yaml
-
+    doc = {"apiVersion": "tms-stack/v1", "kind": "Lease", "metadata": {"name": name, "owner": lease_owner},
+           "spec": spec}
     # ruamel quotes a string that looks like a timestamp; unquoted, YAML reads it as one (as intended).
     text = re.sub(r"^(\s*expires: )'([0-9TZ:-]+)'$", r"\1\2", dump_yaml(doc), flags=re.M)
-    _edit(root, {path: text})
-    _done(porcelain, f"created leases/{name}.yaml, expires {spec['expires']}", lease=name,
-          expires=str(spec["expires"]))
+    written = edit(root, {root / "leases" / f"{name}.yaml": text})
+    _show(root, name, "Pending", written=written, porcelain=porcelain, output=output)
+
+
+def _show(root: Path, name: str, state: str, *, written: list[Path] | None = None, porcelain: bool,
+          output: Output, status: Any = None) -> None:
+    from tms_stack.resolve import effective_lease
+
+    repo = load(root)
+    lease = repo.lease(name)
+    eff = effective_lease(lease, repo.limits, repo.allowlist, {p.name: p for p in repo.all_pools()})
+    host = triton_host(name, _namespace(root))
+    model_state = {"Valid": "Ready", "Expired": "Unloaded"}.get(state, "Pending")
+    live = (status.get("live") or {}) if isinstance(status, dict) else {}
+    models = [{"name": m.name, "uri": m.uri, "status": ("Ready" if live.get(m.name) else "NotReady")
+               if m.name in live else model_state} for m in lease.spec.models]
+    data: dict[str, Any] = {"lease": name, "owner": lease.metadata.owner, "state": state,
+                            "expires": _ts(lease.spec.expires), "triton": host, "image": eff.image,
+                            "pool": lease.spec.pool.name if lease.spec.pool else None,
+                            "names": list(lease.spec.names), "models": models}
+    if isinstance(status, dict):
+        data.update({k: v for k, v in status.items() if k != "live"})
+    if written:
+        data["written"] = [str(p) for p in written]
+
+    def text() -> list[str]:
+        out = [f"Lease {name}", f"State: {state}", f"Expires: {data['expires']}", f"Triton: {host}", f"<{eff.image}>"]
+        if data.get("readied"):
+            out.append(f"Readied: {data['readied']}")
+        out += ["Models:", "Name Url Status", *(f"{m['name']} {m['uri']} {m['status']}" for m in models)]
+        if "events" in data:
+            out += ["Events:", "Type Source Time Object Message",
+                    *(f"{e['type']} {e['source'] or '-'} {e['time'] or '-'} {e['object']} {e['message']}"
+                      for e in data["events"])]
+        if data.get("note"):
+            out.append(f"Note: {data['note']}")
+        if written:
+            out.append(commit_hint(root, written))
+        return out
+
+    def lines() -> list[str]:
+        out = [" ".join([porcelain_word("lease", name), porcelain_word("state", state),
+                         porcelain_word("expires", data["expires"]), porcelain_word("triton", host),
+                         porcelain_word("image", eff.image)])]
+        out += [" ".join([porcelain_word("model", m["name"]), porcelain_word("uri", m["uri"]),
+                          porcelain_word("status", m["status"])]) for m in models]
+        return out
+
+    emit(output, porcelain, text, lines, lambda: data)
 
 
 @lease_app.command("list")
-def list_(root: Root = Path("."), porcelain: Porcelain = False,
-          owner: Annotated[str | None, typer.Option(help="only this owner's leases")] = None) -> None:
-    """Leases in leases/, soonest expiry first."""
-    repo = _repo(root)
-    rows = sorted(({"name": l.name, "owner": l.metadata.owner, "expires": f"{l.spec.expires:%Y-%m-%dT%H:%M:%SZ}",
-                    "pool": l.spec.pool.name if l.spec.pool else None, "models": [m.name for m in l.spec.models],
-                    "names": list(l.spec.names)}
-                   for l in repo.all_leases() if owner is None or l.metadata.owner == owner),
-                  key=lambda r: (r["expires"], r["name"]))
-    if porcelain:
-        typer.echo(json.dumps(rows, indent=2))
-        return
-    for r in rows:
-        where = f"pool {r['pool']}" if r["pool"] else "bespoke"
-        typer.echo(f"{r['name']:<24} {r['owner']:<16} {r['expires']}  {where:<28} {', '.join(r['models'])}")
+def list_(root: Root = None, porcelain: Porcelain = False, output: OutputOpt = Output.text, target: Target = None,
+          owner: Annotated[str | None, typer.Option(help="only this owner's leases")] = None,
+          verbose: Annotated[bool, typer.Option("--verbose", "-v", help="also owner, pool and models")] = False,
+          now: Annotated[str | None, typer.Option(hidden=True)] = None) -> None:
+    """Leases in leases/, soonest expiry first (State from the files: Expired past `expires`)."""
+    from tms_stack.cli.app import parse_now
+
+    no_target(target)
+    root = find_root(root)
+    repo = load(root)
+    moment = parse_now(now) or datetime.now(UTC)
+    namespace = _namespace(root)
+    rows = sorted(({"lease": lease.name, "state": "Expired" if moment >= lease.spec.expires else "Active",
+                    "expires": _ts(lease.spec.expires), "triton": triton_host(lease.name, namespace),
+                    "owner": lease.metadata.owner, "pool": lease.spec.pool.name if lease.spec.pool else None,
+                    "models": [m.name for m in lease.spec.models], "names": list(lease.spec.names)}
+                   for lease in repo.all_leases() if owner is None or lease.metadata.owner == owner),
+                  key=lambda r: (r["expires"], r["lease"]))
+
+    def text() -> list[str]:
+        out = ["Lease State Expires Triton" + (" Owner Pool Models" if verbose else "")]
+        for r in rows:
+            line = f"{r['lease']} {r['state']} {r['expires']} {r['triton']}"
+            if verbose:
+                line += f" {r['owner']} {r['pool'] or '-'} {','.join(r['models'])}"
+            out.append(line)
+        return [*out, f"Count: {len(rows)}"]
+
+    def lines() -> list[str]:
+        return [" ".join(porcelain_word(k, r[k]) for k in ("lease", "state", "expires", "triton")) for r in rows]
+
+    emit(output, porcelain, text, lines, lambda: rows)
 
 
 @lease_app.command("status")
-def status(name: str, root: Root = Path("."), porcelain: Porcelain = False,
+def status(name: str, root: Root = None, porcelain: Porcelain = False, output: OutputOpt = Output.text,
+           target: Target = None,
+           kubeconfig: Annotated[str | None, typer.Option(envvar="KUBECONFIG", help="default: ~/.kube/config "
+                                                          "or in-cluster")] = None,
+           context: Annotated[str | None, typer.Option(help="kubeconfig context")] = None,
+           stack: Annotated[str | None, typer.Option("--stack", help="Pulumi.<stack>.yaml (namespace)")] = None,
            triton_url: Annotated[str | None, typer.Option(envvar="TMS_TRITON_URL_TEMPLATE",
-                                 help="e.g. http://{service}.{namespace}.svc:8000; checks model readiness")] = None,
-           namespace: Annotated[str, typer.Option(envvar="TMS_NAMESPACE")] = "default") -> None:
-    """The lease as written, plus live model readiness from Triton when reachable."""
-    import requests
+                                 help="e.g. http://{service}.{namespace}.svc:8000; per-model readiness")] = None,
+           now: Annotated[str | None, typer.Option(hidden=True)] = None) -> None:
+    """State (Pending, Valid, Invalid, Expired, Released), readiness and events from the cluster."""
+    from tms_stack.cli.app import parse_now
+    from tms_stack.lockfile import read_lock
+    from tms_stack.render import instance_of
+    from tms_stack.stack import load_stack_settings
+    from tms_stack.status import ClusterUnreachable, ClusterView, assess, read_cluster, released_at
 
-    _lease_file(root, name)
-    repo = _repo(root)
+    no_target(target)
+    root = find_root(root)
+    moment = parse_now(now) or datetime.now(UTC)
+    if not (root / "leases" / f"{name}.yaml").exists():
+        when = released_at(root, name)
+        if when is None:
+            fail(f"no lease {name!r}: leases/{name}.yaml does not exist and git history has no such lease",
+                 EXIT_REFUSED)
+        data = {"lease": name, "state": "Released", "released": _ts(when)}
+        emit(output, porcelain, lambda: [f"Lease {name}", "State: Released", f"Released: {_ts(when)}"],
+             lambda: [f"{porcelain_word('lease', name)} state:Released {porcelain_word('released', _ts(when))}"],
+             lambda: data)
+        return
+    repo = load(root)
     lease = repo.lease(name)
-    info: dict[str, Any] = {"name": name, "owner": lease.metadata.owner,
-                            "expires": f"{lease.spec.expires:%Y-%m-%dT%H:%M:%SZ}",
-                            "models": [m.name for m in lease.spec.models], "names": list(lease.spec.names),
-                            "service": f"{name}.{namespace}.svc.cluster.local:8001"}
-    live: dict[str, Any] = {}
+    try:
+        namespace = load_stack_settings(root, stack).namespace
+    except TmsError as exc:
+        fail(str(exc), EXIT_USAGE)
+    deployment = name
+    if lease.spec.pool is not None:
+        pool = next((p for p in repo.all_pools() if p.name == lease.spec.pool.name), None)
+        index = instance_of(read_lock(root), lease.spec.pool.name, name)
+        deployment = pool.instance_name(index) if pool is not None and index is not None else ""
+    view: ClusterView | None = None
+    note = None
+    if moment < lease.spec.expires:
+        try:
+            view = read_cluster(deployment, namespace, kubeconfig, context) if deployment else ClusterView(None)
+        except ClusterUnreachable as exc:
+            note = f"{exc}: State from the files only"
+    state, readied, why = assess(lease.spec.expires, moment, view)
+    extra: dict[str, Any] = {"readied": _ts(readied), "note": note or why, "deployment": deployment or None,
+                             "events": [{"type": e.type, "source": e.source, "time": _ts(e.when), "object": e.object,
+                                         "message": e.message} for e in (view.events if view else [])]}
     if triton_url:
+        import requests
+
         base = triton_url.format(lease=name, service=name, namespace=namespace).rstrip("/")
         try:
-            live = {m: requests.get(f"{base}/v2/models/{m}/ready", timeout=5).status_code == 200
-                    for m in info["models"]}
-            info["live"] = {"triton": base, "ready": live}
+            extra["live"] = {m.name: requests.get(f"{base}/v2/models/{m.name}/ready", timeout=5).status_code == 200
+                             for m in lease.spec.models}
         except requests.RequestException as exc:
-            info["live"] = {"triton": base, "error": f"unreachable ({exc.__class__.__name__})"}
-    else:
-        info["live"] = {"error": "no Triton URL given (--triton-url): showing the file only"}
-    if porcelain:
-        typer.echo(json.dumps(info, indent=2))
-        return
-    for key in ("name", "owner", "expires", "service"):
-        typer.echo(f"{key:<8} {info[key]}")
-    typer.echo(f"models   {', '.join(info['models'])}")
-    if info["names"]:
-        typer.echo(f"names    {', '.join(info['names'])}")
-    if "ready" in info["live"]:
-        typer.echo("live     " + ", ".join(f"{m} {'READY' if ok else 'NOT READY'}" for m, ok in live.items()))
-    else:
-        typer.echo(f"live     {info['live']['error']}")
+            extra["note"] = f"{extra['note'] + '; ' if extra['note'] else ''}Triton at {base} unreachable " \
+                            f"({exc.__class__.__name__})"
+    _show(root, name, state, porcelain=porcelain, output=output, status=extra)
 
 
 @lease_app.command("renew")
-def renew(name: str, duration: Annotated[str | None, typer.Option(help="from now; default: admin default")] = None,
-          root: Root = Path("."), porcelain: Porcelain = False,
+def renew(name: str,
+          duration: Annotated[str | None, typer.Option(help="from now; default: the lease's renewal duration")] = None,
+          force: Annotated[bool, typer.Option("--force", help="allow moving the expiry earlier")] = False,
+          root: Root = None, porcelain: Porcelain = False, output: OutputOpt = Output.text, target: Target = None,
           now: Annotated[str | None, typer.Option(hidden=True)] = None) -> None:
-    """Move `expires` forward (only that line of the file changes)."""
+    """Extend `expires` by the lease's renewal duration (autoRenew.renewalDuration, else the
+    admin default); only that line of the file changes. Never shortens without --force."""
     from tms_stack import units
     from tms_stack.cli.app import parse_now
     from tms_stack.prune import rewrite_expires
 
-    path = _lease_file(root, name)
-    repo = _repo(root)
+    no_target(target)
+    root = find_root(root)
+    path = root / "leases" / f"{name}.yaml"
+    if not path.exists():
+        fail(f"no lease {name!r} (leases/{name}.yaml does not exist)", EXIT_REFUSED)
+    repo = load(root)
+    if name not in repo.leases:
+        fail(f"leases/{name}.yaml does not pass the schema: fix it first (tms check leases/{name}.yaml)",
+             EXIT_REFUSED)
+    lease = repo.lease(name)
     moment = parse_now(now) or datetime.now(UTC)
-    new = (moment + units.parse_duration(duration or repo.limits.spec.leases.duration.default)).replace(microsecond=0)
+    own = lease.spec.autoRenew.renewalDuration if lease.spec.autoRenew else None
+    length_text = duration or own or repo.limits.spec.autoRenew.renewalDuration.default
+    try:
+        new = (moment + units.parse_duration(length_text)).replace(microsecond=0)
+    except ValueError as exc:
+        fail(f"--duration {duration}: {exc}")
+    if new < lease.spec.expires and not force:
+        fail(f"renewing {name} by {length_text} from now ({_ts(new)}) would move its expiry earlier than "
+             f"{_ts(lease.spec.expires)}: nothing to do (use --force to shorten it)", EXIT_REFUSED)
     line = repo.leases[name].doc.key_pos(("spec", "expires")).line
-    _edit(root, {path: rewrite_expires(path.read_text(), line, new)})
-    _done(porcelain, f"renewed {name} until {new:%Y-%m-%dT%H:%M:%SZ}", lease=name, expires=f"{new:%Y-%m-%dT%H:%M:%SZ}")
+    written = edit(root, {path: rewrite_expires(path.read_text(), line, new)})
+    data = {"lease": name, "state": "Valid", "expires": _ts(new), "renewalDuration": str(length_text),
+            "written": [str(p) for p in written]}
+    emit(output, porcelain,
+         lambda: [f"Renewed lease {name} [Valid]", f"Expires: {_ts(new)}", commit_hint(root, written)],
+         lambda: [f"{porcelain_word('lease', name)} state:Valid {porcelain_word('expires', _ts(new))}"],
+         lambda: data)
 
 
 @lease_app.command("release")
-def release(name: str, root: Root = Path("."), porcelain: Porcelain = False) -> None:
+def release(name: str, root: Root = None, porcelain: Porcelain = False, output: OutputOpt = Output.text,
+            target: Target = None) -> None:
     """Delete the lease file (its names go with it)."""
-    path = _lease_file(root, name)
-    _edit(root, {path: None})
-    _done(porcelain, f"released {name} (deleted leases/{name}.yaml)", lease=name)
-
-
-def _names_edit(root: Path, lease: str, add: str | None = None, remove: str | None = None) -> str:
-    from tms_stack.yamlio import dump_rt, load_rt
-
-    path = _lease_file(root, lease)
-    data, rt = load_rt(path)
-    names = data["spec"].get("names")
-    if names is None:
-        from ruamel.yaml.comments import CommentedSeq
-
-        names = CommentedSeq()
-        names.fa.set_flow_style()
-        data["spec"].insert(list(data["spec"]).index("expires") + 1, "names", names)
-    if add is not None:
-        if add in names:
-            raise typer.BadParameter(f"{lease} already has the name {add!r}")
-        names.append(add)
-    if remove is not None:
-        if remove not in names:
-            raise typer.BadParameter(f"{lease} has no name {remove!r}")
-        names.remove(remove)
-        if not names:
-            del data["spec"]["names"]
-    return dump_rt(data, rt)
-
-
-def _owner_of_name(root: Path, alias: str) -> str | None:
-    for lease in _repo(root).all_leases():
-        if alias in lease.spec.names:
-            return lease.name
-    return None
-
-
-@name_app.command("create")
-def name_create(alias: str, lease: Annotated[str, typer.Option("--lease", "-l")], root: Root = Path("."),
-                porcelain: Porcelain = False) -> None:
-    """Give a lease a stable alias (a Service named like the alias)."""
-    _edit(root, {_lease_file(root, lease): _names_edit(root, lease, add=alias)})
-    _done(porcelain, f"{alias} now points to {lease}", name=alias, lease=lease)
-
-
-@name_app.command("move")
-def name_move(alias: str, lease: Annotated[str, typer.Option("--lease", "-l", help="the new lease")],
-              root: Root = Path("."), porcelain: Porcelain = False) -> None:
-    """Point an alias at another lease (one change: the Service's selector)."""
-    current = _owner_of_name(root, alias)
-    if current is None:
-        raise typer.BadParameter(f"no lease has the name {alias!r}; use `tms lease name create`")
-    if current == lease:
-        raise typer.BadParameter(f"{alias} already points to {lease}")
-    changes = {_lease_file(root, current): _names_edit(root, current, remove=alias),
-               _lease_file(root, lease): _names_edit(root, lease, add=alias)}
-    _edit(root, changes)
-    _done(porcelain, f"{alias} moved from {current} to {lease}", name=alias, lease=lease, previous=current)
-
-
-@name_app.command("delete")
-def name_delete(alias: str, root: Root = Path("."), porcelain: Porcelain = False) -> None:
-    current = _owner_of_name(root, alias)
-    if current is None:
-        raise typer.BadParameter(f"no lease has the name {alias!r}")
-    _edit(root, {_lease_file(root, current): _names_edit(root, current, remove=alias)})
-    _done(porcelain, f"deleted the name {alias} (was on {current})", name=alias)
-
-
-@name_app.command("list")
-def name_list(root: Root = Path("."), porcelain: Porcelain = False) -> None:
-    rows = sorted((alias, l.name) for l in _repo(root).all_leases() for alias in l.spec.names)
-    if porcelain:
-        typer.echo(json.dumps([{"name": a, "lease": l} for a, l in rows], indent=2))
-        return
-    for alias, lease in rows:
-        typer.echo(f"{alias:<24} -> {lease}")
-
-
-def _allowlist(root: Path) -> Path:
-    path = root / "policies" / "allowlist.yaml"
+    no_target(target)
+    root = find_root(root)
+    path = root / "leases" / f"{name}.yaml"
     if not path.exists():
-        raise typer.BadParameter("policies/allowlist.yaml does not exist")
-    return path
-
-
-@allow_app.command("add")
-def allow_add(image: str, root: Root = Path("."), porcelain: Porcelain = False) -> None:
-    """Allow a Triton image for leases and pools."""
-    from tms_stack.yamlio import dump_rt, load_rt
-
-    path = _allowlist(root)
-    data, rt = load_rt(path)
-    images = data["spec"].setdefault("images", [])
-    if image in images:
-        raise typer.BadParameter(f"{image} is already allowed")
-    images.append(image)
-    _edit(root, {path: dump_rt(data, rt)})
-    _done(porcelain, f"allowed {image}", image=image)
-
-
-@allow_app.command("rm")
-def allow_rm(image: str, root: Root = Path("."), porcelain: Porcelain = False) -> None:
-    """Disallow an image; refused while a lease or pool uses it."""
-    from tms_stack.yamlio import dump_rt, load_rt
-
-    path = _allowlist(root)
-    data, rt = load_rt(path)
-    images = data["spec"].get("images", [])
-    if image not in images:
-        raise typer.BadParameter(f"{image} is not on the allowlist")
-    images.remove(image)
-    _edit(root, {path: dump_rt(data, rt)})
-    _done(porcelain, f"removed {image} from the allowlist", image=image)
-
-
-@allow_app.command("list")
-def allow_list(root: Root = Path("."), porcelain: Porcelain = False) -> None:
-    spec = _repo(root).allowlist.spec
-    if porcelain:
-        typer.echo(json.dumps({"default": spec.default, "images": spec.images}, indent=2))
-        return
-    for image in spec.images:
-        typer.echo(image + ("  (default)" if image == spec.default else ""))
+        fail(f"no lease {name!r} (leases/{name}.yaml does not exist)", EXIT_REFUSED)
+    written = edit(root, {path: None})
+    emit(output, porcelain, lambda: [f"Lease {name}", "State: Released", commit_hint(root, written)],
+         lambda: [f"{porcelain_word('lease', name)} state:Released"],
+         lambda: {"lease": name, "state": "Released", "written": [str(p) for p in written]})

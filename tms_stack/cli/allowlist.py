@@ -1,0 +1,107 @@
+"""`tms allowlist add/list/rm`: tmsctl's Triton image allowlist, as edits of
+policies/allowlist.yaml (an admin file: CODEOWNERS review applies)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tms_stack.cli.tmsctl import (
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    Output,
+    OutputOpt,
+    Porcelain,
+    Root,
+    Target,
+    commit_hint,
+    edit,
+    emit,
+    fail,
+    find_root,
+    load,
+    no_target,
+    porcelain_word,
+)
+
+allow_app = typer.Typer(no_args_is_help=True, help="The Triton image allowlist.")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(allow_app, name="allowlist")
+
+
+def _allowlist(root: Path) -> Path:
+    path = root / "policies" / "allowlist.yaml"
+    if not path.exists():
+        fail("policies/allowlist.yaml does not exist (the Allowlist policy)", EXIT_REFUSED)
+    return path
+
+
+def _image(image: str) -> str:
+    from tms_stack.models.policies import _image as validate
+
+    try:
+        return validate(image)
+    except ValueError as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
+@allow_app.command("add")
+def allow_add(image: str, root: Root = None, porcelain: Porcelain = False, output: OutputOpt = Output.text,
+              target: Target = None) -> None:
+    """Allow a Triton image; an image already allowed is left as it is (TMS: no change)."""
+    from tms_stack.yamlio import dump_rt, load_rt
+
+    no_target(target)
+    root = find_root(root)
+    image = _image(image)
+    path = _allowlist(root)
+    data, rt = load_rt(path)
+    images = data["spec"].setdefault("images", [])
+    if image in images:
+        emit(output, porcelain, lambda: [f"Added {image}", "(already allowed: nothing changed)"],
+             lambda: [f"{porcelain_word('image', image)} state:Unchanged"],
+             lambda: {"image": image, "changed": False})
+        return
+    images.append(image)
+    written = edit(root, {path: dump_rt(data, rt)})
+    emit(output, porcelain, lambda: [f"Added {image}", commit_hint(root, written)],
+         lambda: [f"{porcelain_word('image', image)} state:Added"],
+         lambda: {"image": image, "changed": True, "written": [str(p) for p in written]})
+
+
+@allow_app.command("rm")
+def allow_rm(image: str, root: Root = None, porcelain: Porcelain = False, output: OutputOpt = Output.text,
+             target: Target = None) -> None:
+    """Disallow an image; refused while a lease or pool uses it (the edit must pass check)."""
+    from tms_stack.yamlio import dump_rt, load_rt
+
+    no_target(target)
+    root = find_root(root)
+    path = _allowlist(root)
+    data, rt = load_rt(path)
+    images = data["spec"].get("images", [])
+    if image not in images:
+        fail(f"{image} is not on the allowlist (tms allowlist list)", EXIT_REFUSED)
+    images.remove(image)
+    written = edit(root, {path: dump_rt(data, rt)})
+    emit(output, porcelain, lambda: [f"Removed {image}", commit_hint(root, written)],
+         lambda: [f"{porcelain_word('image', image)} state:Removed"],
+         lambda: {"image": image, "removed": True, "written": [str(p) for p in written]})
+
+
+@allow_app.command("list")
+def allow_list(root: Root = None, porcelain: Porcelain = False, output: OutputOpt = Output.text,
+               target: Target = None,
+               verbose: Annotated[bool, typer.Option("--verbose", "-v", help="mark the default image")] = False,
+               ) -> None:
+    """The images leases and pools may use, one per line (as tmsctl prints them)."""
+    no_target(target)
+    spec = load(find_root(root)).allowlist.spec
+    emit(output, porcelain,
+         lambda: [i + ("  (default)" if verbose and i == spec.default else "") for i in spec.images],
+         lambda: [porcelain_word("image", i) + (" default:true" if i == spec.default else "") for i in spec.images],
+         lambda: {"default": spec.default, "images": spec.images})

@@ -1,0 +1,174 @@
+"""`tms lease status`: the lease's State, readiness and events, as TMS reported them.
+
+States are TMS's names: Pending (declared, its Triton not ready yet), Valid (its Triton is ready),
+Invalid (the rollout failed), Expired (past `expires`: the prune job removes it), Released (the
+file was deleted; found in git history). The cluster is read through the official `kubernetes`
+client (kubeconfig or in-cluster, as kubectl does), with short timeouts; where no cluster is
+reachable, the state comes from the files alone and says so.
+
+`assess` is pure (cluster objects in, status out); `read_cluster` is the only I/O.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+TIMEOUT_S = 5
+
+
+@dataclass
+class Event:
+    type: str
+    source: str
+    when: datetime | None
+    message: str
+    object: str
+
+
+@dataclass
+class ClusterView:
+    """What the cluster says about the Deployment serving a lease."""
+
+    deployment: dict[str, Any] | None
+    events: list[Event] = field(default_factory=list)
+
+
+@dataclass
+class LeaseStatus:
+    name: str
+    state: str
+    expires: datetime | None
+    triton: str | None            # Service DNS name clients use
+    image: str | None
+    readied: datetime | None
+    models: list[str]
+    events: list[Event]
+    note: str | None = None       # why the cluster was not consulted, or what is missing
+
+    def to_json(self) -> dict[str, Any]:
+        def ts(t: datetime | None) -> str | None:
+            return f"{t:%Y-%m-%dT%H:%M:%SZ}" if t else None
+
+        return {"lease": self.name, "state": self.state, "expires": ts(self.expires), "triton": self.triton,
+                "image": self.image, "readied": ts(self.readied), "models": self.models,
+                "events": [{"type": e.type, "source": e.source, "time": ts(e.when), "object": e.object,
+                            "message": e.message} for e in self.events],
+                "note": self.note}
+
+
+def _time(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        return None
+
+
+def _condition(deployment: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    for cond in (deployment.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == kind:
+            return cond  # type: ignore[no-any-return]
+    return None
+
+
+def assess(expires: datetime, now: datetime, view: ClusterView | None) -> tuple[str, datetime | None, str | None]:
+    """(state, readied, note) from the lease's expiry and what the cluster shows."""
+    if now >= expires:
+        return "Expired", None, None
+    if view is None:
+        return "Pending", None, None
+    dep = view.deployment
+    if dep is None:
+        return "Pending", None, "no Deployment in the cluster yet: the change is not deployed (merge it)"
+    progressing = _condition(dep, "Progressing")
+    if progressing and progressing.get("status") == "False" and progressing.get("reason") == "ProgressDeadlineExceeded":
+        return "Invalid", None, f"rollout failed: {progressing.get('message', '')}".strip()
+    available = _condition(dep, "Available")
+    ready = int((dep.get("status") or {}).get("readyReplicas") or 0)
+    if ready >= 1 and available and available.get("status") == "True":
+        return "Valid", _time(available.get("lastTransitionTime")), None
+    return "Pending", None, None
+
+
+def released_at(root: Path, name: str) -> datetime | None:
+    """When leases/<name>.yaml was deleted, from git history (None if never, or not a git repo)."""
+    try:
+        out = subprocess.run(["git", "log", "-1", "--diff-filter=D", "--format=%cI", "--", f"leases/{name}.yaml"],
+                             cwd=root, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return _time(out.stdout.strip()) if out.returncode == 0 and out.stdout.strip() else None
+
+
+# ---- I/O: the cluster ---------------------------------------------------------------------
+
+class ClusterUnreachable(Exception):
+    pass
+
+
+def _api_client(kubeconfig: str | None, context: str | None) -> Any:
+    from kubernetes import client, config
+    from kubernetes.config.config_exception import ConfigException
+
+    try:
+        if kubeconfig or context or not _in_cluster():
+            return config.new_client_from_config(config_file=kubeconfig, context=context)
+        config.load_incluster_config()
+        return client.ApiClient()
+    except (ConfigException, OSError, TypeError) as exc:
+        raise ClusterUnreachable(f"no cluster configured ({exc})") from None
+
+
+def _in_cluster() -> bool:
+    import os
+
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+
+
+def read_cluster(deployment: str, namespace: str, kubeconfig: str | None = None,
+                 context: str | None = None) -> ClusterView:
+    """The Deployment and the events of it, its ReplicaSets and pods (newest last)."""
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+    from urllib3.exceptions import HTTPError
+
+    api = _api_client(kubeconfig, context)
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+    try:
+        try:
+            dep = api.sanitize_for_serialization(
+                apps.read_namespaced_deployment(deployment, namespace, _request_timeout=TIMEOUT_S))
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            return ClusterView(None)
+        selector = ",".join(f"{k}={v}" for k, v in (dep["spec"]["selector"].get("matchLabels") or {}).items())
+        names = {deployment}
+        for rs in apps.list_namespaced_replica_set(namespace, label_selector=selector,
+                                                   _request_timeout=TIMEOUT_S).items:
+            names.add(rs.metadata.name)
+        for pod in core.list_namespaced_pod(namespace, label_selector=selector, _request_timeout=TIMEOUT_S).items:
+            names.add(pod.metadata.name)
+        events = []
+        for ev in core.list_namespaced_event(namespace, _request_timeout=TIMEOUT_S).items:
+            obj = ev.involved_object
+            if obj is None or obj.name not in names:
+                continue
+            when = _time(ev.last_timestamp or ev.event_time or ev.first_timestamp
+                         or (ev.metadata.creation_timestamp if ev.metadata else None))
+            source = (ev.source.component if ev.source and ev.source.component else ev.reporting_component) or ""
+            events.append(Event(ev.type or "Normal", source, when, (ev.message or "").strip(),
+                                f"{obj.kind}/{obj.name}"))
+        events.sort(key=lambda e: (e.when or datetime.min.replace(tzinfo=UTC), e.object))
+        return ClusterView(dep, events)
+    except ApiException as exc:
+        raise ClusterUnreachable(f"the cluster refused: HTTP {exc.status} {exc.reason}") from None
+    except (HTTPError, OSError) as exc:
+        raise ClusterUnreachable(f"cannot reach the cluster ({exc.__class__.__name__})") from None
