@@ -157,7 +157,7 @@ def test_unreadable_config_means_unknown_backend_and_an_instance_of_its_own(exam
     assert ("warning: model://s3-models/chat/small: s3://models/chat/small/config.pbtxt: access denied "
             "(SignatureDoesNotMatch)") in out.stderr
     assert "an instance of its own" in out.stderr
-    status = subprocess.run([TMS, "pool", "status", "shared-t4-pool", "-z"], cwd=example_repo, capture_output=True,
+    status = subprocess.run([TMS, "pool", "status", "shared-t4-pool", "-o", "json"], cwd=example_repo, capture_output=True,
                             text=True)
     placed = {i["instance"]: i["leases"] for i in json.loads(status.stdout)["instances"]}
     assert placed == {"shared-t4-pool-0": ["chat-embed"], "shared-t4-pool-1": ["chat-small"]}
@@ -165,6 +165,6 @@ def test_unreadable_config_means_unknown_backend_and_an_instance_of_its_own(exam
     env["TMS_S3_S3_MODELS_SECRET_ACCESS_KEY"] = SECRET_KEY
     out = subprocess.run([TMS, "pool", "lock"], cwd=example_repo, capture_output=True, text=True, env=env)
     assert out.returncode == 0 and "moved" not in out.stdout, out.stdout + out.stderr
-    status = subprocess.run([TMS, "pool", "status", "shared-t4-pool", "-z"], cwd=example_repo, capture_output=True,
+    status = subprocess.run([TMS, "pool", "status", "shared-t4-pool", "-o", "json"], cwd=example_repo, capture_output=True,
                             text=True)
     assert {i["instance"]: i["leases"] for i in json.loads(status.stdout)["instances"]} == placed
