@@ -183,15 +183,17 @@ class QueueTimePolicy(Strict):
         return self
 
 
-def _qtp_default() -> PercentMetricPolicy:
-    return PercentMetricPolicy(threshold=Threshold(default=50, minimum=1, maximum=100))
+class QueueTimePercentagePolicy(PercentMetricPolicy):
+    # TMS: queueTimePercentage's threshold defaults differ (default 50, minimum 1), also when the
+    # metric is configured without a threshold.
+    threshold: Threshold = Field(default_factory=lambda: Threshold(default=50, minimum=1, maximum=100))
 
 
 class MetricPolicies(Strict):
     cpuUtilization: PercentMetricPolicy = Field(default_factory=PercentMetricPolicy)
     gpuUtilization: PercentMetricPolicy = Field(default_factory=PercentMetricPolicy)
     queueTime: QueueTimePolicy = Field(default_factory=QueueTimePolicy)
-    queueTimePercentage: PercentMetricPolicy = Field(default_factory=_qtp_default)
+    queueTimePercentage: QueueTimePercentagePolicy = Field(default_factory=QueueTimePercentagePolicy)
 
 
 METRIC_NAMES = ("cpuUtilization", "gpuUtilization", "queueTime", "queueTimePercentage")

@@ -1,0 +1,204 @@
+"""Every flag of the tmsctl reference (TMS guide, "Triton Management Service Control") with TMS's
+meaning: what it writes into the file, what it implies, and what it refuses. No option is
+dropped: each case asserts the effect in the written lease or pool, or the refusal."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from tests.conftest import ROOT
+from tms_stack.cli import app
+
+FIXTURE = ROOT / "tests" / "fixtures" / "tmsguide"
+NOW = "2026-11-22T00:00:00Z"
+M = "name=my_model,uri=model://volume-models/my_model"
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "guide"
+    shutil.copytree(FIXTURE, root)
+    (root / "pools" / "shared_pool.yaml").write_text(
+        "apiVersion: tms-stack/v1\nkind: Pool\nmetadata: {name: Shared_Pool}\n"
+        "spec: {instanceQuota: 8, instances: {min: 0, max: 2}}\n")
+    monkeypatch.delenv("TMS_OWNER", raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    return root
+
+
+def tms(repo: Path, *args: str, code: int = 0) -> str:
+    result = CliRunner().invoke(app, [*args, "--root", str(repo)])
+    out = result.stdout + result.stderr
+    assert result.exit_code == code, out
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    return out
+
+
+def lease(repo: Path, name: str) -> dict[str, Any]:
+    return yaml.safe_load((repo / "leases" / f"{name}.yaml").read_text())
+
+
+CREATE_EFFECTS: list[tuple[list[str], str, dict[str, Any]]] = [
+    # (extra flags, spec path, expected value)
+    (["--duration", "1h30m"], "expires", "2026-11-22T01:30:00Z"),
+    (["-m", "name=second,uri=http://host:8000/second,count=3"], "models.1", {"name": "second", "uri": "http://host:8000/second", "count": 3}),
+    (["--auto-renew"], "autoRenew", {}),
+    (["--auto-renew", "--auto-renew-activity-window", "30m"], "autoRenew", {"activityWindow": "30m"}),
+    (["--auto-renew", "--renewal-duration", "4h"], "autoRenew", {"renewalDuration": "4h"}),
+    (["--enable-autoscaling"], "triton.autoscaling", {}),
+    # tmsctl: these imply --enable-autoscaling.
+    (["--autoscaling-max-replicas", "4"], "triton.autoscaling", {"maxReplicas": 4}),
+    (["--autoscaling-min-replicas", "1"], "triton.autoscaling", {"minReplicas": 1}),
+    (["--autoscaling-metric-cpu-utilization", "enable"], "triton.autoscaling.metrics", {"cpuUtilization": {"enabled": True}}),
+    (["--autoscaling-metric-gpu-utilization", "disable", "--autoscaling-metric-cpu-utilization", "enable"],
+     "triton.autoscaling.metrics", {"gpuUtilization": {"enabled": False}, "cpuUtilization": {"enabled": True}}),
+    (["--autoscaling-metric-gpu-utilization", "server-default"], "triton.autoscaling", {}),
+    (["--autoscaling-metric-cpu-utilization-threshold", "75"], "triton.autoscaling.metrics", {"cpuUtilization": {"threshold": 75}}),
+    (["--autoscaling-metric-gpu-utilization-threshold", "80"], "triton.autoscaling.metrics", {"gpuUtilization": {"threshold": 80}}),
+    (["--autoscaling-metric-queue-time", "enable", "--autoscaling-metric-queue-time-threshold", "200ms"],
+     "triton.autoscaling.metrics", {"queueTime": {"enabled": True, "threshold": "200ms"}}),
+    (["--autoscaling-metric-queue-time-percentage", "enable", "--autoscaling-metric-queue-time-percentage-threshold", "40"],
+     "triton.autoscaling.metrics", {"queueTimePercentage": {"enabled": True, "threshold": 40}}),
+    (["-i", "nvcr.io/nvidia/tritonserver:23.09-py3"], "triton.image", "nvcr.io/nvidia/tritonserver:23.09-py3"),
+    (["--triton-image", "nvcr.io/nvidia/tritonserver:23.09-py3"], "triton.image", "nvcr.io/nvidia/tritonserver:23.09-py3"),
+    (["--triton-resources", "cpu=4;gpu=0;repository-size=4Gi;system-memory=8Gi;shared-memory=512Mi"], "triton.resources",
+     {"cpu": 4, "gpu": 0, "repositorySize": "4Gi", "systemMemory": "8Gi", "sharedMemory": "512Mi"}),
+    # Pool names are case-insensitive: the pool's own spelling is written.
+    (["-p", "shared_pool", "--quota", "2"], "pool", {"name": "Shared_Pool", "quota": 2}),
+    (["--triton-pool", "SHARED_POOL", "--quota", "1"], "pool", {"name": "Shared_Pool", "quota": 1}),
+]
+
+
+def _at(data: Any, path: str) -> Any:
+    for part in path.split("."):
+        data = data[int(part)] if part.isdigit() else data[part]
+    return data
+
+
+@pytest.mark.parametrize("flags, path, value", CREATE_EFFECTS, ids=[" ".join(c[0]) for c in CREATE_EFFECTS])
+def test_lease_create_flag_takes_effect(repo: Path, flags: list[str], path: str, value: Any) -> None:
+    out = tms(repo, "lease", "create", "-m", M, *flags, "--now", NOW)
+    assert out.startswith("Lease my-model\n")
+    spec = lease(repo, "my-model")["spec"]
+    if path == "expires":
+        assert spec["expires"].strftime("%Y-%m-%dT%H:%M:%SZ") == value
+    else:
+        assert _at(spec, path) == value
+    assert lease(repo, "my-model")["metadata"]["owner"] == "guide-users"  # from .tms.yaml
+
+
+REFUSALS: list[tuple[list[str], int, str]] = [
+    (["-p", "shared_pool"], 2, "needs --quota"),
+    (["--quota", "2"], 2, "--quota needs -p/--triton-pool"),
+    (["-p", "shared_pool", "--quota", "1", "--enable-autoscaling"], 2, "cannot go with --enable-autoscaling"),
+    (["-p", "shared_pool", "--quota", "1", "--autoscaling-max-replicas", "3"], 2, "--autoscaling-max-replicas"),
+    (["-p", "shared_pool", "--quota", "1", "-i", "nvcr.io/nvidia/tritonserver:23.09-py3"], 2, "--triton-image"),
+    (["-p", "shared_pool", "--quota", "1", "--triton-resources", "gpu=0"], 2, "--triton-resources"),
+    (["--renewal-duration", "4h"], 2, "without --auto-renew"),
+    (["--auto-renew-activity-window", "10m"], 2, "without --auto-renew"),
+    (["--autoscaling-metric-cpu-utilization-threshold", "0"], 2, "above 0 and at most 100"),
+    (["--autoscaling-metric-gpu-utilization-threshold", "100.5"], 2, "above 0 and at most 100"),
+    (["--autoscaling-metric-cpu-utilization", "sometimes"], 2, "sometimes"),
+    (["--autoscaling-min-replicas", "-1"], 2, "autoscaling-min-replicas"),
+    # Disabling the only metric the admin enables leaves nothing to scale on: refused by check.
+    (["--autoscaling-metric-gpu-utilization", "disable"], 1, "at least one enabled metric"),
+    (["--duration", "forever"], 2, "--duration forever"),
+    (["-t", "http://localhost:30345"], 2, "the git repository is the target"),
+    (["--triton-resources", "gpus=1"], 2, "use key=value with keys"),
+    (["-i", "nvcr.io/nvidia/tritonserver:23.08-py3"], 1, "not on the allowlist"),
+    (["-p", "shared_pool", "--quota", "9"], 1, "exceeds the instanceQuota 8"),
+    (["--autoscaling-max-replicas", "11"], 1, "11"),
+]
+
+
+@pytest.mark.parametrize("flags, code, message", REFUSALS, ids=[" ".join(c[0]) for c in REFUSALS])
+def test_lease_create_refusals(repo: Path, flags: list[str], code: int, message: str) -> None:
+    out = tms(repo, "lease", "create", "-m", M, *flags, "--now", NOW, code=code)
+    assert message in out
+    assert not list((repo / "leases").glob("*.yaml"))
+
+
+def test_owner_refusal_says_how_to_set_it(repo: Path) -> None:
+    (repo / ".tms.yaml").unlink()
+    out = tms(repo, "lease", "create", "-m", M, code=2)
+    assert "--owner" in out and "TMS_OWNER" in out and ".tms.yaml" in out
+
+
+def test_generated_names_are_unique_and_printed(repo: Path) -> None:
+    names = [tms(repo, "lease", "create", "-m", "name=Model_X.v2,uri=model://volume-models/x").split("\n")[0]
+             for _ in range(3)]
+    assert names == ["Lease model-x-v2", "Lease model-x-v2-2", "Lease model-x-v2-3"]
+
+
+def test_porcelain_and_json(repo: Path) -> None:
+    import json
+    import re
+
+    tms(repo, "lease", "create", "-m", M, "-z")
+    tms(repo, "lease", "create", "-m", M, "--enable-autoscaling")
+    porcelain = tms(repo, "lease", "list", "-z")
+    assert re.findall(r"lease:([^\s]+)", porcelain) == ["my-model", "my-model-2"]
+    assert tms(repo, "leases", "-z") == porcelain  # `tmsctl leases`
+    rows = json.loads(tms(repo, "lease", "list", "-o", "json"))
+    assert [r["lease"] for r in rows] == ["my-model", "my-model-2"]
+    status = json.loads(tms(repo, "lease", "status", "my-model", "-o", "json"))
+    assert status["state"] == "Pending" and "State from the files only" in status["note"]
+    assert tms(repo, "lease", "status", "my-model", "-z").startswith("lease:my-model state:Pending ")
+    assert tms(repo, "lease", "renew", "my-model", "-z").startswith("lease:my-model state:Valid expires:")
+    assert tms(repo, "lease", "release", "my-model-2", "-z") == "lease:my-model-2 state:Released\n"
+
+
+def test_lease_names_flags(repo: Path) -> None:
+    for n in ("one", "two"):
+        tms(repo, "lease", "create", n, "-m", M)
+    tms(repo, "lease", "name", "create", "--name", "alias", "--lease", "one")
+    assert lease(repo, "one")["spec"]["names"] == ["alias"]
+    assert tms(repo, "lease", "name", "list", "-z") == "name:alias lease:one\n"
+    tms(repo, "lease", "name", "move", "alias", "--source-lease", "two", "--target-lease", "two", code=1)
+    tms(repo, "lease", "name", "move", "--name", "alias", "--source-lease", "one", "--target-lease", "two")
+    assert lease(repo, "two")["spec"]["names"] == ["alias"] and "names" not in lease(repo, "one")["spec"]
+    tms(repo, "lease", "name", "move", "alias", "one", "--force")
+    tms(repo, "lease", "name", "delete", "alias", "two", code=1)  # refers to one, not two
+    tms(repo, "lease", "name", "delete", "alias", "two", "--force")
+    assert "names" not in lease(repo, "one")["spec"]
+
+
+def test_pool_flags(repo: Path) -> None:
+    import json
+
+    out = tms(repo, "pool", "create", "gpu_a100_pool", "-q", "4", "--disable-backend-uniqueness", "-c", "1,*",
+              "--triton-resources", "cpu=8;gpu=1", "--triton-container", "nvcr.io/nvidia/tritonserver:23.09-py3")
+    assert out.startswith("Pool gpu_a100_pool\n")
+    spec = yaml.safe_load((repo / "pools" / "gpu_a100_pool.yaml").read_text())["spec"]
+    assert spec == {"instanceQuota": 4, "instances": {"min": 1, "max": 32}, "backendUniqueness": False,
+                    "triton": {"image": "nvcr.io/nvidia/tritonserver:23.09-py3", "resources": {"cpu": 8, "gpu": 1}}}
+    tms(repo, "pool", "create", "GPU_A100_POOL", "--instance-quota", "4", code=1)  # case-insensitive
+    tms(repo, "pool", "create", "quota_zero_pool", "-q", "0", code=2)
+    tms(repo, "pool", "create", "not_allowed_pool", "-q", "4", "--triton-container",
+        "nvcr.io/nvidia/tritonserver:23.08-py3", code=1)
+    assert "gpu_a100_pool 4 1..32 0 false" in tms(repo, "pool", "list", "-v")
+    tms(repo, "lease", "create", "-m", M + ",backend=python", "-p", "gpu_a100_pool", "--quota", "2")
+    tms(repo, "pool", "lock", "--no-learn")
+    status = json.loads(tms(repo, "pool", "status", "Gpu_A100_Pool", "-v", "-o", "json"))
+    assert status["instances"][0]["details"][0]["lease"] == "my-model"
+    tms(repo, "pool", "delete", "GPU_A100_pool", code=1)  # used by my-model
+    tms(repo, "lease", "release", "my-model")
+    assert tms(repo, "pool", "delete", "GPU_A100_pool", "-z") == "pool:gpu_a100_pool state:Deleted\n"
+
+
+def test_allowlist_flags(repo: Path) -> None:
+    image = "nvcr.io/nvidia/tritonserver:23.08-py3"
+    assert tms(repo, "allowlist", "add", image, "-z") == f"image:{image} state:Added\n"
+    assert tms(repo, "allowlist", "add", image, "-z") == f"image:{image} state:Unchanged\n"  # TMS: no change
+    assert tms(repo, "allowlist", "list", "-z").splitlines()[1] == f"image:{image}"
+    tms(repo, "allowlist", "add", "not an image", code=2)
+    assert tms(repo, "allowlist", "rm", image, "-z") == f"image:{image} state:Removed\n"
+    tms(repo, "allowlist", "rm", image, code=1)
