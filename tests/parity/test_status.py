@@ -1,0 +1,50 @@
+"""`tms lease status` States from what the cluster shows (pure part; the cluster part is
+tests/e2e/test_lease_status.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from tms_stack.status import ClusterView, assess
+
+EXPIRES = datetime(2027, 1, 1, tzinfo=UTC)
+NOW = datetime(2026, 11, 22, tzinfo=UTC)
+
+
+def dep(ready: int, *conditions: dict[str, str]) -> dict:
+    return {"status": {"readyReplicas": ready, "conditions": list(conditions)}}
+
+
+def test_states() -> None:
+    available = {"type": "Available", "status": "True", "lastTransitionTime": "2026-11-21T10:00:00Z"}
+    assert assess(EXPIRES, NOW, ClusterView(dep(1, available))) == ("Valid", datetime(2026, 11, 21, 10, tzinfo=UTC), None)
+    assert assess(EXPIRES, NOW, ClusterView(dep(0, {"type": "Available", "status": "False"})))[0] == "Pending"
+    failed = {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+              "message": "ReplicaSet has timed out progressing."}
+    state, _, note = assess(EXPIRES, NOW, ClusterView(dep(0, failed)))
+    assert state == "Invalid" and "timed out" in (note or "")
+    state, _, note = assess(EXPIRES, NOW, ClusterView(None))
+    assert state == "Pending" and "not deployed" in (note or "")
+    assert assess(EXPIRES, NOW, None) == ("Pending", None, None)  # no cluster: the caller adds the note
+    assert assess(EXPIRES, EXPIRES, ClusterView(dep(1, available)))[0] == "Expired"
+
+
+def test_released_lease_is_found_in_git_history(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+
+    from typer.testing import CliRunner
+
+    from tms_stack.cli import app
+
+    (tmp_path / "leases").mkdir()
+    (tmp_path / "leases" / "gone.yaml").write_text("x: 1\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@x"]
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-qm", "add"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "rm", "-q", "leases/gone.yaml"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-qm", "release"], cwd=tmp_path, check=True)
+    result = CliRunner().invoke(app, ["lease", "status", "gone", "--root", str(tmp_path)])
+    assert result.exit_code == 0 and "State: Released" in result.stdout
+    missing = CliRunner().invoke(app, ["lease", "status", "never", "--root", str(tmp_path)])
+    assert missing.exit_code == 1 and "git history has no such lease" in missing.stderr
