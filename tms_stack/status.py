@@ -11,6 +11,7 @@ reachable, the state comes from the files alone and says so.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 TIMEOUT_S = 5
+AGENT_PORT = 8080  # render/workload.py AGENT
 
 
 @dataclass
@@ -35,6 +37,37 @@ class ClusterView:
 
     deployment: dict[str, Any] | None
     events: list[Event] = field(default_factory=list)
+    # From the agent's /metrics (through the API server's pod proxy), when it answered:
+    # model -> READY, and failed fetches/loads, for this lease.
+    models: dict[str, bool] | None = None
+    failures: int = 0
+    agent_note: str | None = None
+
+
+_SAMPLE = re.compile(r'^(tms_agent_model_ready|tms_agent_model_load_failures_total)\{([^}]*)\}\s+(\S+)$')
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def agent_readiness(metrics: str, lease: str) -> tuple[dict[str, bool], int]:
+    """This lease's models' readiness and load failures from the agent's Prometheus text."""
+    models: dict[str, bool] = {}
+    failures = 0
+    for line in metrics.splitlines():
+        m = _SAMPLE.match(line.strip())
+        if not m:
+            continue
+        labels = {k: v.replace('\\"', '"').replace("\\\\", "\\") for k, v in _LABEL.findall(m.group(2))}
+        if labels.get("lease") != lease:
+            continue
+        try:
+            value = float(m.group(3))
+        except ValueError:
+            continue
+        if m.group(1) == "tms_agent_model_ready":
+            models[labels.get("model", "")] = value == 1
+        else:
+            failures += int(value)
+    return models, failures
 
 
 @dataclass
@@ -92,9 +125,17 @@ def assess(expires: datetime, now: datetime, view: ClusterView | None) -> tuple[
         return "Invalid", None, f"rollout failed: {progressing.get('message', '')}".strip()
     available = _condition(dep, "Available")
     ready = int((dep.get("status") or {}).get("readyReplicas") or 0)
-    if ready >= 1 and available and available.get("status") == "True":
-        return "Valid", _time(available.get("lastTransitionTime")), None
-    return "Pending", None, None
+    if not (ready >= 1 and available and available.get("status") == "True"):
+        return "Pending", None, None
+    readied = _time(available.get("lastTransitionTime"))
+    if view.models:  # the agent said, per model: TMS's "all or nothing" lease
+        waiting = sorted(m for m, ok in view.models.items() if not ok)
+        if not waiting:
+            return "Valid", readied, None
+        if view.failures:
+            return "Invalid", None, f"not loaded: {', '.join(waiting)} ({view.failures} failed fetch/load attempt(s))"
+        return "Pending", None, f"loading: {', '.join(waiting)}"
+    return "Valid", readied, view.agent_note
 
 
 def released_at(root: Path, name: str) -> datetime | None:
@@ -132,9 +173,28 @@ def _in_cluster() -> bool:
     return bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
 
 
+def _agent(core: Any, namespace: str, pod: str, lease: str, view: ClusterView) -> None:
+    """Per-model readiness from the agent's /metrics, through the API server's pod proxy (needs
+    `pods/proxy` get; where it is refused or the pod does not answer, readiness stays the pod's)."""
+    from kubernetes.client.rest import ApiException
+    from urllib3.exceptions import HTTPError
+
+    try:
+        text = core.connect_get_namespaced_pod_proxy_with_path(f"{pod}:{AGENT_PORT}", namespace, "metrics",
+                                                               _request_timeout=TIMEOUT_S)
+    except (ApiException, HTTPError, OSError) as exc:
+        status = getattr(exc, "status", None)
+        view.agent_note = (f"per-model readiness unknown: the agent of pod {pod} did not answer through the "
+                           f"API server proxy ({f'HTTP {status}' if status else exc.__class__.__name__})")
+        return
+    models, failures = agent_readiness(str(text), lease)
+    view.models, view.failures = models or None, failures
+
+
 def read_cluster(deployment: str, namespace: str, kubeconfig: str | None = None,
-                 context: str | None = None) -> ClusterView:
-    """The Deployment and the events of it, its ReplicaSets and pods (newest last)."""
+                 context: str | None = None, lease: str | None = None) -> ClusterView:
+    """The Deployment and the events of it, its ReplicaSets and pods (newest last), and the
+    lease's per-model readiness from one ready pod's agent."""
     from kubernetes import client
     from kubernetes.client.rest import ApiException
     from urllib3.exceptions import HTTPError
@@ -154,8 +214,12 @@ def read_cluster(deployment: str, namespace: str, kubeconfig: str | None = None,
         for rs in apps.list_namespaced_replica_set(namespace, label_selector=selector,
                                                    _request_timeout=TIMEOUT_S).items:
             names.add(rs.metadata.name)
-        for pod in core.list_namespaced_pod(namespace, label_selector=selector, _request_timeout=TIMEOUT_S).items:
+        pods = core.list_namespaced_pod(namespace, label_selector=selector, _request_timeout=TIMEOUT_S).items
+        ready_pods = []
+        for pod in pods:
             names.add(pod.metadata.name)
+            if any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []) if pod.status):
+                ready_pods.append(pod.metadata.name)
         events = []
         for ev in core.list_namespaced_event(namespace, _request_timeout=TIMEOUT_S).items:
             obj = ev.involved_object
@@ -167,7 +231,10 @@ def read_cluster(deployment: str, namespace: str, kubeconfig: str | None = None,
             events.append(Event(ev.type or "Normal", source, when, (ev.message or "").strip(),
                                 f"{obj.kind}/{obj.name}"))
         events.sort(key=lambda e: (e.when or datetime.min.replace(tzinfo=UTC), e.object))
-        return ClusterView(dep, events)
+        view = ClusterView(dep, events)
+        if lease and ready_pods:
+            _agent(core, namespace, sorted(ready_pods)[0], lease, view)
+        return view
     except ApiException as exc:
         raise ClusterUnreachable(f"the cluster refused: HTTP {exc.status} {exc.reason}") from None
     except (HTTPError, OSError) as exc:

@@ -54,7 +54,10 @@ def test_lease_status_reads_state_readiness_and_events_from_the_cluster(
     _apply(kube, repo.render(tmp_path / "out"))
     bespoke = _until_valid(repo, kubeconfig, "image-classifier")
     assert bespoke["state"] == "Valid", bespoke
-    assert bespoke["readied"] and bespoke["note"] is None
+    assert bespoke["readied"]
+    # kwok's pods run no agent: the API server's pod proxy gets no answer, and status says so
+    # (with a real node the agent's /metrics give per-model readiness: tests/parity/test_status.py).
+    assert bespoke["note"].startswith("per-model readiness unknown: the agent of pod image-classifier-")
     assert bespoke["models"][0]["status"] == "Ready"
     assert any(e["object"] == "Deployment/image-classifier" and "Scaled up replica set" in e["message"]
                for e in bespoke["events"]), bespoke["events"]

@@ -48,3 +48,28 @@ def test_released_lease_is_found_in_git_history(tmp_path) -> None:  # type: igno
     assert result.exit_code == 0 and "State: Released" in result.stdout
     missing = CliRunner().invoke(app, ["lease", "status", "never", "--root", str(tmp_path)])
     assert missing.exit_code == 1 and "git history has no such lease" in missing.stderr
+
+
+METRICS = """# HELP tms_agent_model_ready 1 when the model is READY in Triton.
+# TYPE tms_agent_model_ready gauge
+tms_agent_model_ready{lease="chat-small",model="chat_small"} 1
+tms_agent_model_ready{lease="other",model="x"} 0
+tms_agent_model_ready{lease="ranker",model="ranker_onnx"} 0
+tms_agent_model_ready{lease="ranker",model="tok"} 1
+tms_agent_model_load_failures_total{lease="ranker",model="ranker_onnx"} 3
+"""
+
+
+def test_per_model_readiness_from_the_agent_decides_a_pooled_lease() -> None:
+    from tms_stack.status import agent_readiness
+
+    available = {"type": "Available", "status": "True", "lastTransitionTime": "2026-11-21T10:00:00Z"}
+    models, failures = agent_readiness(METRICS, "ranker")
+    assert models == {"ranker_onnx": False, "tok": True} and failures == 3
+    state, _, note = assess(EXPIRES, NOW, ClusterView(dep(1, available), models=models, failures=failures))
+    assert state == "Invalid" and "ranker_onnx" in (note or "")
+    assert assess(EXPIRES, NOW, ClusterView(dep(1, available), models=models, failures=0))[0] == "Pending"
+    ok, _ = agent_readiness(METRICS, "chat-small")
+    assert assess(EXPIRES, NOW, ClusterView(dep(1, available), models=ok))[0] == "Valid"
+    unknown = ClusterView(dep(1, available), agent_note="per-model readiness unknown")
+    assert assess(EXPIRES, NOW, unknown) == ("Valid", datetime(2026, 11, 21, 10, tzinfo=UTC), "per-model readiness unknown")

@@ -125,13 +125,15 @@ def status(name: str, root: Root = None, porcelain: Porcelain = False, output: O
     note = None
     if moment < lease.spec.expires:
         try:
-            view = read_cluster(deployment, namespace, kubeconfig, context) if deployment else ClusterView(None)
+            view = read_cluster(deployment, namespace, kubeconfig, context, name) if deployment else ClusterView(None)
         except ClusterUnreachable as exc:
             note = f"{exc}: State from the files only"
     state, readied, why = assess(lease.spec.expires, moment, view)
     extra: dict[str, Any] = {"readied": _ts(readied), "note": note or why, "deployment": deployment or None,
                              "events": [{"type": e.type, "source": e.source, "time": _ts(e.when), "object": e.object,
                                          "message": e.message} for e in (view.events if view else [])]}
+    if view is not None and view.models:
+        extra["live"] = view.models  # per model, from the agent
     if triton_url:
         import requests
 
