@@ -173,6 +173,23 @@ def _in_cluster() -> bool:
     return bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
 
 
+def read_deployments(namespace: str, kubeconfig: str | None = None, context: str | None = None) -> dict[str, Any]:
+    """Every tms-stack Deployment of the namespace, by name, in one request (for `lease list`)."""
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+    from urllib3.exceptions import HTTPError
+
+    api = _api_client(kubeconfig, context)
+    try:
+        items = client.AppsV1Api(api).list_namespaced_deployment(
+            namespace, label_selector="app.kubernetes.io/managed-by=tms-stack", _request_timeout=TIMEOUT_S).items
+    except ApiException as exc:
+        raise ClusterUnreachable(f"the cluster refused: HTTP {exc.status} {exc.reason}") from None
+    except (HTTPError, OSError) as exc:
+        raise ClusterUnreachable(f"cannot reach the cluster ({exc.__class__.__name__})") from None
+    return {d.metadata.name: api.sanitize_for_serialization(d) for d in items}
+
+
 def _agent(core: Any, namespace: str, pod: str, lease: str, view: ClusterView) -> None:
     """Per-model readiness from the agent's /metrics, through the API server's pod proxy (needs
     `pods/proxy` get; where it is refused or the pod does not answer, readiness stays the pod's)."""

@@ -64,6 +64,10 @@ def test_lease_status_reads_state_readiness_and_events_from_the_cluster(
     pooled = _until_valid(repo, kubeconfig, "ranker")  # served by the pool's instance
     assert pooled["state"] == "Valid" and pooled["deployment"] == "cpu-inference-pool-0", pooled
     assert all(e["object"].split("/")[1].startswith("cpu-inference-pool-0") for e in pooled["events"])
+    listed = subprocess.run([str(ROOT / ".venv" / "bin" / "tms"), "lease", "list", "-o", "json", "--now", NOW,
+                             "--kubeconfig", str(kubeconfig)], cwd=repo.path, capture_output=True, text=True, timeout=60)
+    states = {r["lease"]: r["state"] for r in json.loads(listed.stdout)}
+    assert states["image-classifier"] == "Valid" and states["ranker"] == "Valid", states
     # Past `expires`: Expired without asking the cluster.
     out = subprocess.run([str(ROOT / ".venv" / "bin" / "tms"), "lease", "status", "image-classifier", "--now",
                           "2030-01-01T00:00:00Z", "--kubeconfig", str(kubeconfig)], cwd=repo.path,

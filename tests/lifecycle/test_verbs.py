@@ -88,7 +88,11 @@ def test_lease_create_refuses_an_existing_lease(repo: Path) -> None:
 
 
 def test_list_and_status(repo: Path) -> None:
-    rows = json.loads(run(repo, "lease", "list", "-o", "json", "--now", NOW).stdout)
+    listed = subprocess.run([TMS, "lease", "list", "-o", "json", "--now", NOW, "--kubeconfig", str(repo / "none")],
+                            cwd=repo, capture_output=True, text=True)
+    assert "State from the files only" in listed.stderr
+    rows = json.loads(listed.stdout)
+    assert {r["state"] for r in rows} == {"Unknown"}
     assert [r["lease"] for r in rows][0] == "image-classifier"
     assert {r["lease"] for r in rows} == {"chat-embed", "chat-small", "fraud-detector", "image-classifier", "ranker",
                                           "text-ensemble"}

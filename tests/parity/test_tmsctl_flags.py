@@ -39,7 +39,8 @@ def tms(repo: Path, *args: str, code: int = 0) -> str:
     out = result.stdout + result.stderr
     assert result.exit_code == code, out
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    return out
+    # Machine-readable output is stdout alone (notes go to stderr).
+    return result.stdout if code == 0 and ("-z" in args or "-o" in args) else out
 
 
 def lease(repo: Path, name: str) -> dict[str, Any]:

@@ -274,21 +274,45 @@ def create(
 def list_(root: Root = None, porcelain: Porcelain = False, output: OutputOpt = Output.text, target: Target = None,
           owner: Annotated[str | None, typer.Option(help="only this owner's leases")] = None,
           verbose: Annotated[bool, typer.Option("--verbose", "-v", help="also owner, pool and models")] = False,
+          kubeconfig: Annotated[str | None, typer.Option(envvar="KUBECONFIG")] = None,
+          context: Annotated[str | None, typer.Option(help="kubeconfig context")] = None,
           now: Annotated[str | None, typer.Option(hidden=True)] = None) -> None:
-    """Leases in leases/, soonest expiry first (State from the files: Expired past `expires`)."""
+    """Leases in leases/, soonest expiry first, with their State (one cluster read for all)."""
     from tms_stack.cli.app import parse_now
+    from tms_stack.lockfile import read_lock
+    from tms_stack.render import instance_of
+    from tms_stack.status import ClusterUnreachable, ClusterView, assess, read_deployments
 
     no_target(target)
     root = find_root(root)
     repo = load(root)
     moment = parse_now(now) or datetime.now(UTC)
     namespace = _namespace(root)
-    rows = sorted(({"lease": lease.name, "state": "Expired" if moment >= lease.spec.expires else "Active",
+    leases = [lease for lease in repo.all_leases() if owner is None or lease.metadata.owner == owner]
+    deployments: dict[str, Any] | None = None
+    if namespace and any(moment < lease.spec.expires for lease in leases):
+        try:
+            deployments = read_deployments(namespace, kubeconfig, context)
+        except ClusterUnreachable as exc:
+            typer.echo(f"tms: note: {exc}: State from the files only (Expired, else Unknown)", err=True)
+    lock = read_lock(root) if deployments is not None else None
+    pools = {p.name: p for p in repo.all_pools()}
+
+    def state(lease: Any) -> str:
+        if deployments is None:
+            return "Expired" if moment >= lease.spec.expires else "Unknown"
+        name = lease.name
+        if lease.spec.pool is not None:
+            index = instance_of(lock, lease.spec.pool.name, lease.name)
+            pool = pools.get(lease.spec.pool.name)
+            name = pool.instance_name(index) if pool is not None and index is not None else ""
+        return assess(lease.spec.expires, moment, ClusterView(deployments.get(name)))[0]
+
+    rows = sorted(({"lease": lease.name, "state": state(lease),
                     "expires": _ts(lease.spec.expires), "triton": triton_host(lease.name, namespace),
                     "owner": lease.metadata.owner, "pool": lease.spec.pool.name if lease.spec.pool else None,
                     "models": [m.name for m in lease.spec.models], "names": list(lease.spec.names)}
-                   for lease in repo.all_leases() if owner is None or lease.metadata.owner == owner),
-                  key=lambda r: (r["expires"], r["lease"]))
+                   for lease in leases), key=lambda r: (r["expires"], r["lease"]))
 
     def text() -> list[str]:
         out = ["Lease State Expires Triton" + (" Owner Pool Models" if verbose else "")]
