@@ -203,3 +203,20 @@ def test_allowlist_flags(repo: Path) -> None:
     tms(repo, "allowlist", "add", "not an image", code=2)
     assert tms(repo, "allowlist", "rm", image, "-z") == f"image:{image} state:Removed\n"
     tms(repo, "allowlist", "rm", image, code=1)
+
+
+def test_share_triton_by_default_pools_a_lease_created_without_triton_options(repo: Path) -> None:
+    limits = repo / "policies" / "limits.yaml"
+    limits.write_text(limits.read_text().replace("  pools:\n    enabled: true\n",
+                                                 "  pools:\n    enabled: true\n    byDefault: true\n"
+                                                 "    defaultPool: Shared_Pool\n    defaultQuota: 2\n"))
+    out = tms(repo, "lease", "create", "-m", M + ",backend=python")
+    assert "pools/placement.lock.yaml" in out  # placed, and the lock is part of the commit
+    assert "pool" not in lease(repo, "my-model")["spec"]  # the file says what the user asked for
+    from tms_stack.lockfile import read_lock
+
+    lock = read_lock(repo)
+    assert lock is not None and lock.pools["Shared_Pool"].instances[0].leases == ["my-model"]
+    # Asking for a Triton of its own is still bespoke.
+    tms(repo, "lease", "create", "own", "-m", M, "--triton-resources", "gpu=0")
+    assert "own" not in {n for p in read_lock(repo).pools.values() for i in p.instances for n in i.leases}  # type: ignore[union-attr]
