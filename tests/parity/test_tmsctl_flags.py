@@ -220,3 +220,11 @@ def test_share_triton_by_default_pools_a_lease_created_without_triton_options(re
     # Asking for a Triton of its own is still bespoke.
     tms(repo, "lease", "create", "own", "-m", M, "--triton-resources", "gpu=0")
     assert "own" not in {n for p in read_lock(repo).pools.values() for i in p.instances for n in i.leases}  # type: ignore[union-attr]
+
+
+def test_a_generated_name_never_overwrites_a_broken_lease_file(repo: Path) -> None:
+    (repo / "leases" / "my-model.yaml").write_text("not: [a lease\n")
+    assert tms(repo, "lease", "create", "-m", M, code=3).startswith("tms: unreadable files")
+    (repo / "leases" / "my-model.yaml").write_text("apiVersion: tms-stack/v1\nkind: Lease\n")  # schema-invalid
+    assert tms(repo, "lease", "create", "-m", M).startswith("Lease my-model-2\n")
+    assert (repo / "leases" / "my-model.yaml").read_text() == "apiVersion: tms-stack/v1\nkind: Lease\n"

@@ -218,7 +218,9 @@ def create(
     except ValueError as exc:
         fail(f"--duration {duration}: {exc}")
     expires = (moment + length).replace(microsecond=0)
-    taken = set(repo.leases) | {a for lease in repo.all_leases() for a in lease.spec.names}
+    # Every file stem counts, broken files too: a generated name must never overwrite one.
+    taken = {p.stem for p in (root / "leases").glob("*")} | set(repo.leases)
+    taken |= {a for lease in repo.all_leases() for a in lease.spec.names}
     if name is None:
         name = generated_name(models[0]["name"], taken)
     elif (root / "leases" / f"{name}.yaml").exists():
