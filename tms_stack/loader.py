@@ -6,14 +6,14 @@ schema errors become diagnostics, so `tms check` reports every problem in one ru
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from tms_stack.diagnostics import Diagnostic, UnreadableInput
+from tms_stack.diagnostics import Diagnostic, TmsError, UnreadableInput
 from tms_stack.models import KINDS, Allowlist, Lease, Limits, Pool, Repositories
 from tms_stack.models.common import Metadata
 from tms_stack.yamlio import Document, parse_file
@@ -171,10 +171,67 @@ def _is_container(doc: Document, path: tuple[Any, ...]) -> bool:
     return isinstance(node, (dict, list)) and bool(path)
 
 
-def _yaml_files(folder: Path) -> Iterable[Path]:
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+# Files a folder may hold besides `<name>.yaml` without being read (they change nothing).
+IGNORED_FILES = {".gitkeep", ".keep", "README.md"}
+
+
+def scan_folder(root: Path, folder: str) -> tuple[list[Path], list[Diagnostic]]:
+    """The `<name>.yaml` files of `root/folder`, and an error for everything else found there.
+
+    Whatever is silently skipped can hide a lease from review or smuggle one in: a symlink is
+    followed out of the repository (and prune would rewrite its target), `a.yml` shadowed
+    `a.yaml`, `.YAML`, subfolders and folders named `x.yaml` were ignored. So each is an error
+    naming the path (rule `files.layout`), and nothing but a regular `*.yaml` file is read."""
+    base = root / folder
+    if base.is_symlink():
+        return [], [Diagnostic(folder, 0, 0, "files.layout",
+                               f"{folder}/ is a symbolic link: it must be a folder inside the repository")]
+    if not base.is_dir():
+        return [], []
+    files: list[Path] = []
+    found: list[Diagnostic] = []
+    for path in sorted(base.iterdir()):
+        display = f"{folder}/{path.name}"
+        problem = None
+        if path.is_symlink():
+            target = "a dangling symbolic link" if not path.exists() else "a symbolic link"
+            problem = f"this is {target}: commit the file itself (links are never followed)"
+        elif path.name in IGNORED_FILES:
+            continue
+        elif path.is_dir():
+            problem = f"this is a folder: {folder}/ holds only <name>.yaml files, no subfolders"
+        elif not path.is_file():
+            problem = "this is not a regular file"
+        elif path.suffix != ".yaml":
+            problem = (f"only <name>.yaml files belong in {folder}/ "
+                       f"(rename it to {path.stem}.yaml, or remove it)")
+        if problem:
+            found.append(Diagnostic(display, 0, 0, "files.layout", problem))
+        else:
+            files.append(path)
+    return files, found
+
+
+def member_path(root: Path, folder: str, name: str) -> Path:
+    """`root/leases/<name>.yaml` or `root/pools/<name>.yaml` for a verb that will read, write or
+    delete it. Refuses (TmsError) a name that is not a valid lease or pool name before anything
+    touches the filesystem (`tms lease release ../policies/allowlist` deleted the allowlist), and
+    a path that is a symbolic link."""
+    from tms_stack.models.common import DNS1035
+    from tms_stack.models.pool import POOL_NAME
+
+    if folder == "leases" and not DNS1035.fullmatch(name):
+        raise TmsError(f"{name!r} is not a lease name: use 1-63 lowercase letters, digits and '-', "
+                       "starting with a letter and ending with a letter or digit")
+    if folder == "pools" and not POOL_NAME.fullmatch(name):
+        raise TmsError(f"{name!r} is not a pool name: use 8-512 characters of A-Z a-z 0-9 _ -")
+    if folder not in ("leases", "pools"):
+        raise TmsError(f"{folder!r}: verbs edit leases/ and pools/ only")
+    path = root / folder / f"{name}.yaml"
+    for link in (root / folder, path):
+        if link.is_symlink():
+            raise TmsError(f"{link} is a symbolic link: refusing to follow it")
+    return path
 
 
 def load_file(path: Path, display: str, allowed_kinds: tuple[str, ...]) -> tuple[Loaded | None, list[Diagnostic], list[Diagnostic]]:
@@ -209,7 +266,12 @@ def load_repository(root: Path, progress: Callable[[int, int], None] | None = No
     repo = Repository(root=root)
     files: list[tuple[str, Path]] = []
     for folder in DIR_KINDS:
-        for path in _yaml_files(root / folder):
+        found, layout = scan_folder(root, folder)
+        repo.diagnostics.extend(layout)
+        if folder == "policies":
+            # A policy that is not read must not let leases be judged against TMS defaults.
+            repo.invalid_policies.update(d.file for d in layout)
+        for path in found:
             if folder == "pools" and path.name == LOCK_FILE:
                 continue
             files.append((folder, path))

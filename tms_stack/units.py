@@ -12,13 +12,13 @@ from datetime import UTC, datetime, timedelta
 _MEM_UNITS = {"Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4}
 _MEM_RE = re.compile(r"^([1-9][0-9]{0,12}|0)(Ki|Mi|Gi|Ti)$")
 _CPU_RE = re.compile(r"^(?:([0-9]{1,6})(?:\.([0-9]{1,3}))?|([0-9]{1,9})m)$")
-_DURATION_RE = re.compile(r"^(?:(\d{1,6})d)?(?:(\d{1,6})h)?(?:(\d{1,6})m)?(?:(\d{1,9})s)?(?:(\d{1,9})ms)?(?:(\d{1,12})us)?$")
+_DURATION_RE = re.compile(r"^(?:([0-9]{1,6})d)?(?:([0-9]{1,6})h)?(?:([0-9]{1,6})m)?(?:([0-9]{1,9})s)?(?:([0-9]{1,9})ms)?(?:([0-9]{1,12})us)?$")
 
 
 def parse_memory(value: object, units: tuple[str, ...] = ("Ki", "Mi", "Gi", "Ti")) -> int:
     """Bytes in a memory quantity such as `512Mi`."""
     text = str(value).strip()
-    match = _MEM_RE.match(text)
+    match = _MEM_RE.fullmatch(text)
     if not match or match.group(2) not in units:
         raise ValueError(
             f"{text!r} is not a memory size: use a whole number followed by one of {', '.join(units)} (e.g. 512Mi)"
@@ -39,7 +39,7 @@ def parse_cpu(value: object) -> int:
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a CPU quantity: use cores (e.g. 2) or millicores (e.g. 1500m)")
     text = str(value).strip()
-    match = _CPU_RE.match(text)
+    match = _CPU_RE.fullmatch(text)
     if not match:
         raise ValueError(f"{text!r} is not a CPU quantity: use cores (e.g. 2 or 1.5) or millicores (e.g. 1500m)")
     whole, frac, milli = match.groups()
@@ -57,7 +57,7 @@ def parse_duration(value: object) -> timedelta:
     if isinstance(value, bool) or value is None:
         raise ValueError(f"{value!r} is not a duration: use e.g. 8h, 30m, 1h30m15s or 2d")
     text = str(value).strip()
-    match = _DURATION_RE.match(text)
+    match = _DURATION_RE.fullmatch(text)
     if not text or not match or not any(match.groups()):
         raise ValueError(f"{text!r} is not a duration: use e.g. 8h, 30m, 1h30m15s or 2d")
     d, h, m, s, ms, us = (int(g) if g else 0 for g in match.groups())

@@ -43,6 +43,12 @@ class _Loader(_Base):  # type: ignore[misc,valid-type]
 MAX_DEPTH = 50
 MAX_NODES = 200_000
 MAX_BYTES = 4 * 1024 * 1024
+# libyaml's composer recurses in C: a document nested ~100,000 deep overflows the C stack and kills
+# the process (exit 139) before Python can raise. Every nesting level needs one of these indicator
+# characters, so their count bounds the depth; above SCAN_OVER the (iterative, cheap) event parser
+# measures the real depth before anything is composed. Ordinary files stay far below SCAN_OVER.
+_NESTING_INDICATORS = "[{-:?"
+SCAN_OVER = 1000
 
 Path_ = tuple[str | int, ...]
 
@@ -194,6 +200,8 @@ def parse(text: str | bytes, file: str) -> Document:
     if len(text) > MAX_BYTES:
         raise _unreadable(file, 1, 1, f"file is larger than {MAX_BYTES // 1024 // 1024} MiB")
     try:
+        if sum(text.count(ch) for ch in _NESTING_INDICATORS) > SCAN_OVER:
+            _refuse_deep(text, file)
         nodes = list(yaml.compose_all(text, Loader=_Loader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -216,6 +224,20 @@ def parse(text: str | bytes, file: str) -> Document:
     except RecursionError:
         raise _unreadable(file, 1, 1, f"nesting deeper than {MAX_DEPTH} levels") from None
     return builder.doc
+
+
+def _refuse_deep(text: str, file: str) -> None:
+    """Raise UnreadableInput at the first collection nested deeper than MAX_DEPTH (events only:
+    libyaml's parser keeps its own stack, so this never recurses)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark
+                raise _unreadable(file, mark.line + 1, mark.column + 1, f"nesting deeper than {MAX_DEPTH} levels")
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            depth -= 1
 
 
 def parse_file(path: Path, display: str | None = None) -> Document:
@@ -267,8 +289,13 @@ def detect_indent(text: str) -> tuple[int, int, int]:
 
 
 def load_rt(path: Path) -> tuple[Any, YAML]:
-    """Load a file for editing; returns (data, yaml) so `dump_rt` writes it in the same style."""
-    text = path.read_text(encoding="utf-8")
+    """Load a file for editing; returns (data, yaml) so `dump_rt` writes it in the same style.
+
+    The file goes through `parse` first: ruamel's composer recurses in Python and expands
+    nothing lazily, so hostile input (depth, size, aliases) is refused here with UnreadableInput."""
+    raw = path.read_bytes()
+    parse(raw, str(path))
+    text = raw.decode("utf-8")
     rt = round_trip()
     mapping, sequence, offset = detect_indent(text)
     rt.indent(mapping=mapping, sequence=sequence, offset=offset)

@@ -67,6 +67,11 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     for name in ("addone", "addtwo", "ens"):
         shutil.copytree(src / name, volume / "parts" / name)
     server, url = serve_dir(web)
+    # Credentials only travel over TLS (the agent refuses them over plain HTTP): the private
+    # archive is served over HTTPS with a throwaway CA the agent is told to trust.
+    tls_server, tls_url = serve_dir(web, tls=True)
+    old_bundle = os.environ.get("REQUESTS_CA_BUNDLE")
+    os.environ["REQUESTS_CA_BUNDLE"] = str(tls_server.ca_file)
     s3_gen = start_s3()
     s3 = next(s3_gen)
     client = s3.client()
@@ -78,8 +83,13 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     for name, value in (("s3-key", ACCESS_KEY), ("s3-secret", SECRET_KEY), ("pull-token", TOKEN)):
         (secrets / name).mkdir(parents=True)
         (secrets / name / "value").write_text(value + "\n")
-    yield {"url": url, "s3": s3, "volume": volume, "secrets": secrets}
+    yield {"url": url, "tls_url": tls_url, "s3": s3, "volume": volume, "secrets": secrets}
     server.shutdown()
+    tls_server.shutdown()
+    if old_bundle is None:
+        os.environ.pop("REQUESTS_CA_BUNDLE", None)
+    else:
+        os.environ["REQUESTS_CA_BUNDLE"] = old_bundle
     next(s3_gen, None)
 
 
@@ -125,7 +135,7 @@ def s3_model(assets: dict, name: str, prefix: str) -> DesiredModel:
 
 
 def https_model(assets: dict, name: str, path: str, token: bool = False) -> DesiredModel:
-    url = f"{assets['url']}/{path}"
+    url = f"{assets['tls_url' if token else 'url']}/{path}"
     return DesiredModel(name=name, uri=url, source=HttpsSource(
         url=url, authorizationSecret=str(assets["secrets"] / "pull-token") if token else None))
 

@@ -1,5 +1,7 @@
-"""A small HTTP server for model zips: wants an Authorization header on /private/, answers HEAD
-and Range requests, and counts the bytes it sent (to prove partial reads)."""
+"""A small HTTP(S) server for model zips: wants an Authorization header on /private/, answers HEAD
+and Range requests, and counts the bytes it sent (to prove partial reads). With `tls=True` it serves
+HTTPS with a throwaway self-signed certificate (`server.ca_file`); `server.redirects` maps a path to
+a Location it answers 302 with; `server.authorizations` records (path, Authorization) received."""
 
 from __future__ import annotations
 
@@ -12,11 +14,51 @@ TOKEN = "Bearer tms-test-token"
 
 class ZipServer(ThreadingHTTPServer):
     bytes_sent = 0
+    ca_file: Path | None = None
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.redirects: dict[str, str] = {}
+        self.authorizations: list[tuple[str, str | None]] = []
 
 
-def serve_dir(root: Path) -> tuple[ZipServer, str]:
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (its own CA) and its key, written to `folder`."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+def serve_dir(root: Path, tls: bool = False) -> tuple[ZipServer, str]:
     class Handler(BaseHTTPRequestHandler):
         def _resolve(self) -> Path | None:
+            server: ZipServer = self.server  # type: ignore[assignment]
+            server.authorizations.append((self.path, self.headers.get("Authorization")))
+            if self.path in server.redirects:
+                self.send_response(302)
+                self.send_header("Location", server.redirects[self.path])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return None
             if self.path.startswith("/private/") and self.headers.get("Authorization") != TOKEN:
                 self.send_response(401)
                 self.end_headers()
@@ -60,5 +102,14 @@ def serve_dir(root: Path) -> tuple[ZipServer, str]:
             pass
 
     server = ZipServer(("127.0.0.1", 0), Handler)
+    if tls:
+        import ssl
+        import tempfile
+
+        cert_file, key_file = _self_signed(Path(tempfile.mkdtemp(prefix="zipserver-tls-")))
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert_file, key_file)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        server.ca_file = cert_file
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
+    return server, f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}"

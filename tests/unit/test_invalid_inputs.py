@@ -192,13 +192,22 @@ CASES = [
       "needs a time zone"),
     c("expires-before-year-1-in-utc", FD, "expires: 2027-06-30T18:00:00Z", "expires: 0001-01-01T00:00:00+05:00", 15,
       "lease.schema", "expires is out of range"),
-    c("expires-long-ago", FD, "expires: 2027-06-30T18:00:00Z", "expires: 0001-01-01T00:00:00Z", 15,
-      "lease.expired", "lease expired at 0001-01-01T00:00:00Z", severity=Severity.WARNING, exit_code=0),
+    c("expires-long-ago", FD, "expires: 2027-06-30T18:00:00Z", "expires: 1970-01-02T00:00:00Z", 15,
+      "lease.expired", "lease expired at 1970-01-02T00:00:00Z", severity=Severity.WARNING, exit_code=0),
+    # Before 1970 the unix-seconds label would be negative, which the API server refuses (422).
+    c("expires-before-1970", FD, "expires: 2027-06-30T18:00:00Z", "expires: 1969-12-31T00:00:00Z", 15,
+      "lease.schema", "expires is out of range: must be from 1970-01-01"),
+    c("expires-absurdly-far", FD, "expires: 2027-06-30T18:00:00Z", "expires: 9999-12-31T00:00:00Z", 15,
+      "lease.schema", "to before 3000-01-01"),
     c("cpu-fractional-millicores", FD, "cpu: 4, gpu: 2", "cpu: 1500.5m, gpu: 2", 22, "lease.schema",
       "millicores (e.g. 1500m)"),
     c("memory-fractional", FD, "sharedMemory: 512Mi", "sharedMemory: 0.5Gi", 22, "lease.schema", "whole number"),
     c("uri-ftp", FD, "uri: https://models.example.com/private/fraud_xgb.zip",
       "uri: ftp://models.example.com/private/fraud_xgb.zip", 13, "lease.schema", "is not a model URI"),
+    c("uri-plain-http-with-credentials", FD, "uri: https://models.example.com/private/fraud_xgb.zip",
+      "uri: http://models.example.com/private/fraud_xgb.zip", 13, "model.plain-http",
+      "matches the credentialed target of secret 'model-pull-token'"),
+    c("files-symlink", "leases/evil.yaml", None, "@symlink:/etc/hostname", 0, "files.layout", "symbolic link"),
     c("uri-http-no-host", FD, "uri: https://models.example.com/private/fraud_xgb.zip",
       "uri: http:///private/fraud_xgb", 13, "model.uri", "needs a host"),
     c("autoscaling-on-pooled-lease", CS, "  pool: {name: shared-t4-pool, quota: 2}",
@@ -312,6 +321,9 @@ def apply(repo: Path, case: Case) -> None:
     for file, old, new in case.edits:
         path = repo / file
         if old is None:
+            if new is not None and new.startswith("@symlink:"):
+                path.symlink_to(new.removeprefix("@symlink:"))
+                continue
             if new is None:
                 path.unlink()
             else:
@@ -379,7 +391,7 @@ VALID_VARIANTS = [
     ("cpu-fractional-cores", FD, "cpu: 4, gpu: 2", "cpu: 1.5, gpu: 2"),
     ("memory-in-ki", FD, "sharedMemory: 512Mi", "sharedMemory: 524288Ki"),
     ("http-zip-model", FD, "uri: https://models.example.com/private/fraud_xgb.zip",
-     "uri: http://models.example.com/private/fraud_xgb.ZIP"),
+     "uri: http://models.example.com/public/fraud_xgb.ZIP"),
     ("expires-with-an-offset", FD, "expires: 2027-06-30T18:00:00Z", "expires: 2027-06-30T20:00:00+02:00"),
     ("alias-past-the-last-pool-instance", CS, "names: [chat]", "names: [shared-t4-pool-4]"),
     ("alias-with-a-leading-zero-index", CS, "names: [chat]", "names: [shared-t4-pool-01]"),

@@ -59,6 +59,16 @@ METRICS = {"cpu-utilization": "cpuUtilization", "gpu-utilization": "gpuUtilizati
 MODEL_KEYS = ("name", "uri", "count", "backend")
 
 
+def lease_path(root: Path, name: str) -> Path:
+    """leases/<name>.yaml; the name is validated (core: member_path) before any file is touched."""
+    from tms_stack.loader import member_path
+
+    try:
+        return member_path(root, "leases", name)
+    except TmsError as exc:
+        fail(f"refused: {exc}", EXIT_REFUSED)
+
+
 def _ts(t: datetime | None) -> str | None:
     return f"{t:%Y-%m-%dT%H:%M:%SZ}" if t else None
 
@@ -223,7 +233,7 @@ def create(
     taken |= {a for lease in repo.all_leases() for a in lease.spec.names}
     if name is None:
         name = generated_name(models[0]["name"], taken)
-    elif (root / "leases" / f"{name}.yaml").exists():
+    elif (lease_path(root, name)).exists():
         fail(f"lease {name!r} exists already (leases/{name}.yaml): renew it with `tms lease renew {name}`",
              EXIT_REFUSED)
     lease_owner = default_owner(root, owner)
@@ -266,7 +276,7 @@ def create(
            "spec": spec}
     # ruamel quotes a string that looks like a timestamp; unquoted, YAML reads it as one (as intended).
     text = re.sub(r"^(\s*expires: )'([0-9TZ:-]+)'$", r"\1\2", dump_yaml(doc), flags=re.M)
-    written = edit(root, {root / "leases" / f"{name}.yaml": text})
+    written = edit(root, {lease_path(root, name): text})
     from tms_stack.cli.leasestatus import show
 
     show(root, name, "Pending", written=written, porcelain=porcelain, output=output)
@@ -345,7 +355,7 @@ def renew(name: str,
 
     no_target(target)
     root = find_root(root)
-    path = root / "leases" / f"{name}.yaml"
+    path = lease_path(root, name)
     if not path.exists():
         fail(f"no lease {name!r} (leases/{name}.yaml does not exist)", EXIT_REFUSED)
     repo = load(root)
@@ -379,7 +389,7 @@ def release(name: str, root: Root = None, porcelain: Porcelain = False, output: 
     """Delete the lease file (its names go with it)."""
     no_target(target)
     root = find_root(root)
-    path = root / "leases" / f"{name}.yaml"
+    path = lease_path(root, name)
     if not path.exists():
         fail(f"no lease {name!r} (leases/{name}.yaml does not exist)", EXIT_REFUSED)
     written = edit(root, {path: None})

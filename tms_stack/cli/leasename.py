@@ -61,7 +61,9 @@ def _names_edit(root: Path, lease: str, add: str | None = None, remove: str | No
 
 
 def _lease_file(root: Path, name: str) -> Path:
-    path = root / "leases" / f"{name}.yaml"
+    from tms_stack.cli.lease import lease_path
+
+    path = lease_path(root, name)
     if not path.exists():
         fail(f"no lease {name!r} (leases/{name}.yaml does not exist)", EXIT_REFUSED)
     return path

@@ -100,7 +100,9 @@ def status(name: str, root: Root = None, porcelain: Porcelain = False, output: O
     no_target(target)
     root = find_root(root)
     moment = parse_now(now) or datetime.now(UTC)
-    if not (root / "leases" / f"{name}.yaml").exists():
+    from tms_stack.cli.lease import lease_path
+
+    if not lease_path(root, name).exists():
         when = released_at(root, name)
         if when is None:
             fail(f"no lease {name!r}: leases/{name}.yaml does not exist and git history has no such lease",

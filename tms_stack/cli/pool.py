@@ -252,7 +252,12 @@ def create_cmd(
     if triton:
         spec["triton"] = triton
     doc = {"apiVersion": "tms-stack/v1", "kind": "Pool", "metadata": {"name": name}, "spec": spec}
-    path = root / "pools" / f"{name}.yaml"
+    from tms_stack.loader import member_path
+
+    try:
+        path = member_path(root, "pools", name)  # validates the name before any file is touched
+    except TmsError as exc:
+        fail(f"refused: {exc}", EXIT_REFUSED)
     if path.exists():
         fail(f"{path} already exists", EXIT_REFUSED)
     written = edit(root, {path: doc})

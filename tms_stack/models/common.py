@@ -9,10 +9,12 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 
 from tms_stack import units
 
-DNS1035 = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
-DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# Every pattern is applied with fullmatch: `$` also matches before a trailing newline, and "x\n"
+# passed as a name, then broke the deploy (422) and PromQL.
+DNS1035 = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
+DNS1123 = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 # TMS: "May contain only lowercase alphanumeric characters (without spaces, hyphens are permitted)"
-REPOSITORY_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+REPOSITORY_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 class Strict(BaseModel):
@@ -22,7 +24,7 @@ class Strict(BaseModel):
 
 
 def _dns1035(value: str) -> str:
-    if not DNS1035.match(value):
+    if not DNS1035.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a DNS-1035 label: use 1-63 lowercase letters, digits and '-', "
             "starting with a letter and ending with a letter or digit"
@@ -31,7 +33,7 @@ def _dns1035(value: str) -> str:
 
 
 def _dns1123(value: str) -> str:
-    if not DNS1123.match(value):
+    if not DNS1123.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a DNS-1123 label: use 1-63 lowercase letters, digits and '-', "
             "starting and ending with a letter or digit"
@@ -40,7 +42,7 @@ def _dns1123(value: str) -> str:
 
 
 def _repository_name(value: str) -> str:
-    if not REPOSITORY_NAME.match(value):
+    if not REPOSITORY_NAME.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a repository name: use lowercase letters, digits and '-' (TMS rule)"
         )

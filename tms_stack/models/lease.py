@@ -24,12 +24,15 @@ from tms_stack.models.common import (
 )
 
 # Triton model names become directory names in the model repository.
-MODEL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-MODEL_URI = re.compile(r"^(model://[a-z0-9][-a-z0-9]*/\S+|https?://\S+)$")
+# Applied with fullmatch (`$` accepts a trailing newline). URIs are printable ASCII without spaces,
+# quotes or backslashes: they reach the desired-models JSON, logs and the plan comment.
+MODEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+MODEL_URI = re.compile(r"(model://[a-z0-9][-a-z0-9]*/[!#-&(-\[\]-~]+|https?://[!#-&(-\[\]-~]+)")
+BACKEND_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 
 
 def _model_name(value: str) -> str:
-    if not MODEL_NAME.match(value) or value in (".", ".."):
+    if not MODEL_NAME.fullmatch(value) or value in (".", ".."):
         raise ValueError(
             f"{value!r} is not a Triton model name: use 1-128 of A-Z a-z 0-9 _ . -, not starting with '.' or '-'"
         )
@@ -37,13 +40,22 @@ def _model_name(value: str) -> str:
 
 
 def _model_uri(value: str) -> str:
-    if not MODEL_URI.match(value):
+    if not MODEL_URI.fullmatch(value) or len(value) > 2048:
         raise ValueError(
             f"{value!r} is not a model URI: use model://<repository>/<path> (a repository from policies) "
             "or an http(s):// URL of a zip archive"
         )
     return value
 
+
+def _backend_name(value: str) -> str:
+    if not BACKEND_NAME.fullmatch(value):
+        raise ValueError(f"{value!r} is not a Triton backend name (e.g. python, onnxruntime): use 1-64 of A-Z a-z 0-9 _ . -")
+    return value
+
+
+EXPIRES_MIN = datetime(1970, 1, 1, tzinfo=UTC)
+EXPIRES_MAX = datetime(3000, 1, 1, tzinfo=UTC)
 
 ModelName = Annotated[str, AfterValidator(_model_name)]
 ModelUri = Annotated[str, AfterValidator(_model_uri)]
@@ -59,7 +71,7 @@ class Model(Strict):
     uri: ModelUri
     count: WholeNumber = Field(default=0, ge=0, le=64)
     # Triton backends this model needs (e.g. [python]); learned from config.pbtxt when omitted.
-    backends: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = None
+    backends: list[Annotated[str, AfterValidator(_backend_name)]] | None = Field(default=None, max_length=16)
 
 
 class AutoRenew(Strict):
@@ -123,9 +135,16 @@ class LeaseSpec(Strict):
         if value.tzinfo is None:
             raise ValueError("expires needs a time zone: write it in UTC, e.g. 2026-12-01T18:00:00Z")
         try:
-            return value.astimezone(UTC)
+            value = value.astimezone(UTC)
         except OverflowError:  # e.g. 0001-01-01T00:00:00+05:00 is before year 1 in UTC
             raise ValueError("expires is out of range: write a UTC time such as 2026-12-01T18:00:00Z") from None
+        # The expiry is rendered as a unix-seconds label: before 1970 it is negative ("-86400"),
+        # which the API server refuses (422) for every object of the deploy. The upper bound keeps
+        # expires + any duration inside datetime's range (prune adds renewal durations).
+        if not EXPIRES_MIN <= value < EXPIRES_MAX:
+            raise ValueError(f"expires is out of range: must be from {EXPIRES_MIN:%Y-%m-%d} to before "
+                             f"{EXPIRES_MAX:%Y-%m-%d} (UTC)")
+        return value
 
     @model_validator(mode="after")
     def _exclusive(self) -> LeaseSpec:

@@ -266,11 +266,11 @@ class Limits(Strict):
 
 # ---- Allowlist ------------------------------------------------------------------------
 
-IMAGE_REF = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$")
+IMAGE_REF = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?")  # fullmatch
 
 
 def _image(value: str) -> str:
-    if not IMAGE_REF.match(value) or len(value) > 512:
+    if not IMAGE_REF.fullmatch(value) or len(value) > 512:
         raise ValueError(f"{value!r} is not a container image reference (e.g. nvcr.io/nvidia/tritonserver:24.08-py3)")
     return value
 
@@ -292,14 +292,18 @@ class Allowlist(Strict):
 
 # ---- Repositories ---------------------------------------------------------------------
 
+# A Kubernetes object name (DNS-1123 subdomain); pydantic's patterns are whole-string matches.
+SecretName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")]
+
+
 class S3Repository(Strict):
     repositoryName: RepositoryName
     bucketName: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
     awsRegion: Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")] | None = None
     endpoint: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$")] | None = None
-    accessKey: str | None = None    # name of a Kubernetes Secret (key `value`)
-    secretKey: str | None = None    # name of a Kubernetes Secret (key `value`)
-    role: str | None = None         # IAM role ARN for the pod's ServiceAccount
+    accessKey: SecretName | None = None    # name of a Kubernetes Secret (key `value`)
+    secretKey: SecretName | None = None    # name of a Kubernetes Secret (key `value`)
+    role: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")] | None = None  # IAM role ARN for the pod's ServiceAccount
 
     @model_validator(mode="after")
     def _where(self) -> S3Repository:

@@ -10,11 +10,11 @@ from pydantic import AfterValidator, Field, model_validator
 from tms_stack.models.common import ApiVersion, Strict, WholeNumber
 from tms_stack.models.lease import Resources
 
-POOL_NAME = re.compile(r"^[A-Za-z0-9_-]{8,512}$")
+POOL_NAME = re.compile(r"[A-Za-z0-9_-]{8,512}")  # fullmatch: no trailing newline
 
 
 def _pool_name(value: str) -> str:
-    if not POOL_NAME.match(value):
+    if not POOL_NAME.fullmatch(value):
         raise ValueError(f"{value!r} is not a pool name: use 8-512 characters of A-Z a-z 0-9 _ - (TMS rule)")
     return value
 

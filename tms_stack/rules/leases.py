@@ -14,6 +14,7 @@ from tms_stack.resolve import effective_lease
 from tms_stack.rules.autoscaling import autoscaling_rules
 from tms_stack.rules.context import CLOCK_SKEW, Ctx
 from tms_stack.rules.resources import image_rule, resource_rules
+from tms_stack.urimatch import best_match
 
 
 def lease_rules(ctx: Ctx, stem: str, loaded: Loaded, now: datetime) -> Iterator[Diagnostic]:
@@ -108,6 +109,12 @@ def model_rules(ctx: Ctx, loaded: Loaded, lease: Lease) -> Iterator[Diagnostic]:
             if not parsed.hostname:
                 yield ctx.at(loaded, ("spec", "models", i, "uri"), "model.uri",
                              f"{uri!r}: an http(s) model URL needs a host (http(s)://host/path to a zip archive)")
+            elif parsed.scheme == "http" and (secret := best_match(
+                    [(h.targetUri, h.secretName) for h in repos.https], uri)) is not None:
+                # The agent would have to send the secret in clear; it refuses, so refuse it here.
+                yield ctx.at(loaded, ("spec", "models", i, "uri"), "model.plain-http",
+                             f"{uri!r} matches the credentialed target of secret {secret!r} (policies Repositories "
+                             "https): credentials are only sent over TLS, use https://")
 
 
 def pooled_rules(ctx: Ctx, loaded: Loaded, lease: Lease) -> Iterator[Diagnostic]:
