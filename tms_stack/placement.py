@@ -8,6 +8,10 @@ none fits and the pool is below `instances.max`; empty instances above `instance
 Backend uniqueness (TMS): an instance's backends are the union of its leases' backends; a lease
 may join a non-empty instance only if its backends are a subset of that set. A lease with an
 unknown backend never shares an instance.
+
+Model names (always, whatever the pool says): two leases that serve a model under the same name
+never share an instance. Triton serves one model per name, so the agent would serve one lease and
+never the other, and one tenant's traffic would keep the other's lease renewed.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ class Demand:
     lease: str
     quota: int
     backends: Backends
+    models: frozenset[str] = frozenset()  # the names Triton serves this lease's models under
 
 
 @dataclass(frozen=True)
@@ -51,9 +56,12 @@ class _Instance:
     used: int = 0
     backends: set[str] = field(default_factory=set)
     exclusive: bool = False  # hosts a lease with unknown backends
+    models: set[str] = field(default_factory=set)
 
     def accepts(self, demand: Demand, shape: PoolShape) -> bool:
         if self.used + demand.quota > shape.quota:
+            return False
+        if not self.models.isdisjoint(demand.models):
             return False
         if not self.leases:
             return True
@@ -66,6 +74,7 @@ class _Instance:
     def add(self, demand: Demand) -> None:
         self.leases.append(demand.lease)
         self.used += demand.quota
+        self.models |= demand.models
         if demand.backends is None:
             self.exclusive = True
         else:
@@ -102,7 +111,8 @@ def place(shape: PoolShape, demands: Iterable[Demand], previous: PoolPlacement |
         changed = [d for d in present if d not in unchanged]
         # Unchanged leases first: a lease that grew is the one to move, not its neighbours.
         for demand in unchanged + changed:
-            if inst.used + demand.quota <= shape.quota and (demand in unchanged or inst.accepts(demand, shape)):
+            if (inst.used + demand.quota <= shape.quota and inst.models.isdisjoint(demand.models)
+                    and (demand in unchanged or inst.accepts(demand, shape))):
                 inst.add(demand)
                 kept.add(demand.lease)
             else:
@@ -193,6 +203,10 @@ class _FreeIndex:
 def _why(instances: Iterable[_Instance], demand: Demand, shape: PoolShape) -> str:
     insts = list(instances)
     largest = max((shape.quota - i.used for i in insts), default=0)
+    clash = sorted({m for i in insts if shape.quota - i.used >= demand.quota for m in i.models & demand.models})
+    if clash and len(insts) >= shape.max_instances:
+        return (f"pool {shape.name} has no instance without a model named {', '.join(clash)} (two leases never "
+                f"share an instance when a model name repeats); instances at max {shape.max_instances}")
     if largest >= demand.quota and shape.backend_uniqueness:
         return (f"pool {shape.name} has no instance with matching backends: needs "
                 f"{_fmt(demand.backends)}, quota {demand.quota}; instances at max {shape.max_instances}")
@@ -235,21 +249,21 @@ def _drain(shape: PoolShape, demands: list[Demand], current: PlacementResult,
         if len(instances) <= max(shape.min_instances, 1) or victim.index in receivers:
             continue
         free.remove(victim)
-        trial: list[tuple[_Instance, Demand, set[str], bool]] = []
+        trial: list[tuple[_Instance, Demand, set[str], bool, set[str]]] = []
         for demand in sorted((by_name[n] for n in victim.leases), key=lambda d: (-d.quota, d.lease)):
             target = free.best_fit(demand, shape, skip_empty=True)
             if target is None:
                 break
-            trial.append((target, demand, set(target.backends), target.exclusive))
+            trial.append((target, demand, set(target.backends), target.exclusive, set(target.models)))
             free.remove(target)
             target.add(demand)
             free.insert(target)
         if len(trial) < len(victim.leases):
-            for target, demand, backends, exclusive in reversed(trial):  # undo: the victim stays as it was
+            for target, demand, backends, exclusive, models in reversed(trial):  # undo: the victim stays as it was
                 free.remove(target)
                 target.leases.pop()
                 target.used -= demand.quota
-                target.backends, target.exclusive = backends, exclusive
+                target.backends, target.exclusive, target.models = backends, exclusive, models
                 free.insert(target)
             free.insert(victim)
             continue

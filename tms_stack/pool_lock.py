@@ -32,7 +32,8 @@ def lease_backends(lease: Lease, learned: dict[str, list[str]]) -> frozenset[str
 
 def demands(repo: Repository, pool: Pool, learned: dict[str, list[str]]) -> list[Demand]:
     return [
-        Demand(lease.name, lease.spec.pool.quota, lease_backends(lease, learned))
+        Demand(lease.name, lease.spec.pool.quota, lease_backends(lease, learned),
+               frozenset(model.name for model in lease.spec.models))
         for lease in sorted(repo.all_leases(), key=lambda l: l.name)
         if lease.spec.pool is not None and lease.spec.pool.name == pool.name
     ]

@@ -1,5 +1,5 @@
-"""Placement properties: capacity, min/max and backend rules always hold; placement is a pure
-function of its inputs; one lease's change moves no other lease unless an instance had to go."""
+"""Placement properties: capacity, min/max, backend and model-name rules always hold; placement is
+a pure function of its inputs; one lease's change moves no other lease unless an instance had to go."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from tms_stack.placement import Demand, PoolShape, place, rebalance
 
 BACKENDS = st.one_of(st.none(), st.frozensets(st.sampled_from(["python", "onnxruntime", "pytorch", "tensorrt"]),
                                               min_size=1, max_size=2))
+# Few names, so that leases often share one: two such leases must never share an instance.
+MODELS = st.frozensets(st.sampled_from(["resnet", "bert", "llama", "xgb", "ocr"]), min_size=1, max_size=2)
 
 
 @st.composite
@@ -22,7 +24,7 @@ def workloads(draw: st.DrawFn) -> tuple[PoolShape, list[Demand]]:
     hi = draw(st.integers(max(lo, 1), 12))
     shape = PoolShape("test-pool-x", quota, lo, hi, draw(st.booleans()))
     n = draw(st.integers(0, 30))
-    demands = [Demand(f"lease-{i:02d}", draw(st.integers(1, quota)), draw(BACKENDS)) for i in range(n)]
+    demands = [Demand(f"lease-{i:02d}", draw(st.integers(1, quota)), draw(BACKENDS), draw(MODELS)) for i in range(n)]
     return shape, demands
 
 
@@ -35,6 +37,8 @@ def assert_valid(shape: PoolShape, demands: list[Demand], placement: PoolPlaceme
     assert len(set(indexes)) == len(indexes)
     for inst in placement.instances:
         assert sum(by_name[n].quota for n in inst.leases) <= shape.quota
+        names = [m for n in inst.leases for m in by_name[n].models]
+        assert len(names) == len(set(names)), f"a model name repeats on instance {inst.index}: {sorted(names)}"
         assert not (seen & set(inst.leases))
         seen |= set(inst.leases)
         if shape.backend_uniqueness and len(inst.leases) > 1:
@@ -80,14 +84,14 @@ def test_one_change_moves_no_other_lease(work: tuple[PoolShape, list[Demand]], d
     target = None
     if kind == "add":
         target = "lease-new"
-        changed.append(Demand(target, data.draw(st.integers(1, shape.quota)), data.draw(BACKENDS)))
+        changed.append(Demand(target, data.draw(st.integers(1, shape.quota)), data.draw(BACKENDS), data.draw(MODELS)))
     elif demands:
         i = data.draw(st.integers(0, len(demands) - 1))
         target = demands[i].lease
         if kind == "remove":
             del changed[i]
         else:
-            changed[i] = Demand(target, data.draw(st.integers(1, shape.quota)), demands[i].backends)
+            changed[i] = Demand(target, data.draw(st.integers(1, shape.quota)), demands[i].backends, demands[i].models)
     after = place(shape, changed, before.placement)
     assert_valid(shape, changed, after.placement, {u.lease for u in after.unplaced})
     old, new = _where(before.placement), _where(after.placement)
@@ -168,16 +172,16 @@ def test_history_of_changes_moves_only_the_changed_lease(
         changed = list(demands)
         if kind == "add" or not demands:
             target = f"added-{n:02d}"
-            changed.append(Demand(target, size, backends))
+            changed.append(Demand(target, size, backends, frozenset({f"model-{n}"})))
         else:
             i = pick % len(demands)
             target = demands[i].lease
             if kind == "remove":
                 del changed[i]
             elif kind == "resize":
-                changed[i] = Demand(target, size, demands[i].backends)
+                changed[i] = Demand(target, size, demands[i].backends, demands[i].models)
             else:
-                changed[i] = Demand(target, demands[i].quota, backends)
+                changed[i] = Demand(target, demands[i].quota, backends, demands[i].models)
         after = place(shape, changed, current.placement)
         assert_valid(shape, changed, after.placement, {u.lease for u in after.unplaced})
         old, new = _where(current.placement), _where(after.placement)
@@ -227,3 +231,26 @@ def test_rebalance_places_what_did_not_fit_once_room_is_freed() -> None:
     assert result.unplaced == ()
     assert sorted(i.leases for i in result.placement.instances) == [["both", "py"], ["mystery"]]
     assert place(shape, demands, result.placement).placement == result.placement
+
+
+def test_leases_sharing_a_model_name_never_share_an_instance() -> None:
+    shape = PoolShape("shared-t4-pool", 8, 0, 4, backend_uniqueness=False)
+    result = place(shape, [Demand("a", 1, None, frozenset({"resnet"})), Demand("b", 1, None, frozenset({"resnet"})),
+                           Demand("c", 1, None, frozenset({"bert"}))])
+    assert _where(result.placement) == {"a": 0, "c": 0, "b": 1}
+
+
+def test_a_model_name_clash_at_max_is_unplaced_with_the_reason() -> None:
+    shape = PoolShape("shared-t4-pool", 8, 0, 1, backend_uniqueness=False)
+    result = place(shape, [Demand("a", 1, None, frozenset({"resnet"})), Demand("b", 1, None, frozenset({"resnet"}))])
+    assert [u.lease for u in result.unplaced] == ["b"]
+    assert "no instance without a model named resnet" in result.unplaced[0].reason
+
+
+def test_a_lease_that_takes_a_neighbours_model_name_moves_out() -> None:
+    shape = PoolShape("shared-t4-pool", 8, 0, 4, backend_uniqueness=False)
+    before = place(shape, [Demand("a", 1, None, frozenset({"resnet"})), Demand("b", 1, None, frozenset({"bert"}))])
+    assert _where(before.placement) == {"a": 0, "b": 0}
+    after = place(shape, [Demand("a", 1, None, frozenset({"resnet"})), Demand("b", 1, None, frozenset({"resnet"}))],
+                  before.placement)
+    assert _where(after.placement) == {"a": 0, "b": 1}

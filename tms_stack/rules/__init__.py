@@ -11,6 +11,7 @@ from tms_stack.rules.budgets import budget_rules
 from tms_stack.rules.context import Ctx
 from tms_stack.rules.leases import lease_rules
 from tms_stack.rules.names import alias_rules, pool_instance_owner, service_names
+from tms_stack.rules.ownership import ownership_rules
 from tms_stack.rules.policies import policy_rules
 from tms_stack.rules.pools import pool_name_rules, pool_rules
 
@@ -33,5 +34,6 @@ def check_repository(repo: Repository, now: datetime | None = None) -> list[Diag
     for stem, loaded in repo.leases.items():
         found.extend(lease_rules(ctx, stem, loaded, now))
     found.extend(alias_rules(ctx))
+    found.extend(ownership_rules(ctx))
     found.extend(budget_rules(ctx))
     return sorted(set(found))

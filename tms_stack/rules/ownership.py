@@ -1,0 +1,128 @@
+"""Every rendered name has exactly one owner.
+
+The repository is rendered here, in check, with the same pure functions `tms render` and the
+Pulumi program use, so a rule cannot drift from what is deployed: two objects with the same kind
+and name (all of a stack's objects share its namespace) are an error naming both files and lines.
+Names no lease may take are reserved whatever the kind: the API server's own (`kubernetes`,
+`default`, `kube-*`), the stack-wide objects (monitoring), and every pool instance name up to the
+pool's `instances.max` (an instance that is not placed today may be tomorrow).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from tms_stack.diagnostics import Diagnostic, TmsError
+from tms_stack.loader import Loaded
+from tms_stack.models import Lease, Pool
+from tms_stack.models.lock import InstanceAssignment, PoolPlacement
+from tms_stack.models.pool import k8s_pool_name
+from tms_stack.render.leases import render_bespoke, render_pooled
+from tms_stack.render.monitoring import render_monitoring
+from tms_stack.render.pools import render_pool
+from tms_stack.resolve import effective_lease, effective_pool_resources, pool_image
+from tms_stack.rules.context import Ctx
+from tms_stack.rules.names import pool_instance_owner
+from tms_stack.stack import StackSettings
+
+# Objects Kubernetes itself keeps in every namespace (`default` ServiceAccount, the `kubernetes`
+# Service in `default`) and the `kube-` prefix its components use.
+RESERVED_NAMES = ("kubernetes", "default")
+RESERVED_PREFIX = "kube-"
+
+Where = tuple[str, int, str]  # (file, line, what): the owner of a rendered name
+
+
+def stack_names(settings: StackSettings | None = None) -> dict[str, str]:
+    """Names of the objects rendered once per stack -> a description."""
+    settings = settings or StackSettings()
+    out = {obj["metadata"]["name"]: f"the stack's {obj['kind']}" for obj in render_monitoring(settings)}
+    out[settings.repoKeySecret] = "the stack's model-repository key Secret"
+    return out
+
+
+def reserved_reason(name: str, stack: dict[str, str], pool_owner: Callable[[str], str | None]) -> str | None:
+    if name in RESERVED_NAMES or name.startswith(RESERVED_PREFIX):
+        return f"{name!r} is reserved for Kubernetes itself (kubernetes, default, kube-*)"
+    if name in stack:
+        return f"{name!r} is the name of {stack[name]}"
+    owner = pool_owner(name)
+    if owner:
+        return f"{name!r} is the name of an instance of {owner} (reserved up to its instances.max)"
+    return None
+
+
+def _lease_objects(ctx: Ctx, lease: Lease, settings: StackSettings) -> list[dict[str, Any]]:
+    """What `lease` renders, for its names. Models never name an object: leaving them out keeps
+    this cheap (10,000 leases in check) and lets a lease whose model another rule refuses (e.g.
+    an undeclared repository) still be rendered; which instance a pooled lease lands on does not
+    change its names either."""
+    repo = ctx.repo
+    bare = lease.model_copy(update={"spec": lease.spec.model_copy(update={"models": []})})
+    if lease.spec.pool is not None:
+        return render_pooled(bare, "placeholder-0", settings)
+    try:
+        eff = effective_lease(bare, repo.limits, repo.allowlist, ctx.pools_by_name)
+        return render_bespoke(bare, eff, settings, repo.repositories.spec,
+                              repo.limits.spec.triton.enableRestrictedAccess)
+    except (KeyError, ValueError, TmsError):
+        # Refused by another rule already; its Services are the names it would surely take.
+        return [{"kind": "Service", "metadata": {"name": name}} for name in (lease.name, *lease.spec.names)]
+
+
+def _position(loaded: Loaded, lease: Lease, name: str) -> tuple[Any, ...]:
+    if name != lease.name and name in lease.spec.names:
+        return ("spec", "names", lease.spec.names.index(name))
+    return ("metadata", "name")
+
+
+def ownership_rules(ctx: Ctx) -> Iterator[Diagnostic]:
+    settings = StackSettings()
+    stack = stack_names(settings)
+    pool_owner = pool_instance_owner(ctx.repo)
+    # Aliases against lease names, other aliases and pool instances are the alias rules' findings
+    # (names.clash / names.unique, at the alias): not reported twice from the other side.
+    aliases = {alias for lease in ctx.repo.all_leases() for alias in lease.spec.names}
+    no_pools: Callable[[str], str | None] = lambda _name: None  # noqa: E731
+    owners: dict[tuple[str, str], Where] = {}
+    for obj in render_monitoring(settings):
+        owners[(obj["kind"], obj["metadata"]["name"])] = ("the stack", 0, "monitoring")
+    # Pools first: their names are reserved by rule, and what they render is theirs.
+    for loaded in ctx.repo.pools.values():
+        pool: Pool = loaded.model  # type: ignore[assignment]
+        one = PoolPlacement(instances=[InstanceAssignment(index=0)])
+        objects = render_pool(pool, one, {}, pool_image(pool, ctx.repo.allowlist),
+                              effective_pool_resources(pool, ctx.repo.limits), settings,
+                              ctx.repo.repositories.spec, ctx.repo.limits.spec.triton.enableRestrictedAccess)
+        line = loaded.doc.pos(("metadata", "name")).line
+        if k8s_pool_name(pool.name).startswith(RESERVED_PREFIX):
+            yield ctx.at(loaded, ("metadata", "name"), "names.reserved",
+                         f"pool {pool.name!r} would name its instances {pool.instance_name(0)!r}, ...: the "
+                         f"{RESERVED_PREFIX}* prefix is reserved for Kubernetes itself; pick another name")
+        for obj in objects:
+            owners.setdefault((obj["kind"], obj["metadata"]["name"]), (loaded.file, line, "pool"))
+    for loaded in sorted(ctx.repo.leases.values(), key=lambda entry: entry.file):
+        lease: Lease = loaded.model  # type: ignore[assignment]
+        reported: set[str] = set()
+        for obj in _lease_objects(ctx, lease, settings):
+            kind, name = obj["kind"], obj["metadata"]["name"]
+            path = _position(loaded, lease, name)
+            line = loaded.doc.pos(path).line
+            if name in reported:
+                continue
+            reason = reserved_reason(name, stack, no_pools if name in aliases else pool_owner)
+            if reason:
+                reported.add(name)
+                yield ctx.at(loaded, path, "names.reserved",
+                             f"{reason}: a lease may not take it (it would render {kind} {name!r}); pick another name")
+                continue
+            first = owners.get((kind, name))
+            if first is not None and first[0] != loaded.file and name not in aliases:
+                reported.add(name)
+                where = f"{first[0]}:{first[1]}" if first[1] else first[0]
+                yield ctx.at(loaded, path, "names.owner",
+                             f"{kind} {name!r} is rendered from this file and from {where} ({first[2]}): "
+                             "every rendered name has one owner; pick another name")
+                continue
+            owners.setdefault((kind, name), (loaded.file, line, "lease"))
