@@ -228,3 +228,22 @@ def test_a_generated_name_never_overwrites_a_broken_lease_file(repo: Path) -> No
     (repo / "leases" / "my-model.yaml").write_text("apiVersion: tms-stack/v1\nkind: Lease\n")  # schema-invalid
     assert tms(repo, "lease", "create", "-m", M).startswith("Lease my-model-2\n")
     assert (repo / "leases" / "my-model.yaml").read_text() == "apiVersion: tms-stack/v1\nkind: Lease\n"
+
+
+HOSTILE = ["../etc/passwd", "", "A" * 600, "a\nb", "x y", "-", "лиза", "pool;rm -rf /", "*"]
+VERBS = [["lease", "status"], ["lease", "renew"], ["lease", "release"], ["lease", "name", "create", "n"],
+         ["lease", "name", "delete", "--force"], ["lease", "name", "move", "--force"], ["pool", "status"],
+         ["pool", "delete"], ["pool", "create", "-q", "1"], ["allowlist", "add"], ["allowlist", "rm"],
+         ["lease", "create", "-m"]]
+
+
+@pytest.mark.parametrize("verb", VERBS, ids=[" ".join(v) for v in VERBS])
+def test_hostile_arguments_are_refused_with_a_message_never_a_traceback(repo: Path, verb: list[str]) -> None:
+    before = sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*") if ".git" not in p.parts)
+    for value in HOSTILE:
+        result = CliRunner().invoke(app, [*verb, value, "--root", str(repo)])
+        assert result.exit_code in (1, 2, 3), (verb, value, result.stdout + result.stderr)
+        assert result.exception is None or isinstance(result.exception, SystemExit), (verb, value, repr(result.exception))
+        assert "Traceback" not in result.stdout + result.stderr
+    after = sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*") if ".git" not in p.parts)
+    assert after == before
