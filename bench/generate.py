@@ -20,10 +20,14 @@ def generate(dest: Path, leases: int = 10_000, pools: int = 50, seed: int = 7) -
     # Budgets sized for a big fleet; everything else is the example's policy.
     limits.write_text(limits.read_text().replace("default: {gpus: 8, leases: 20}", "default: {gpus: 100000, leases: 100000}")
                       .replace("maxInstances: 8", "maxInstances: 1000"))
+    # The generated owners (team-00..96, pools: team-platform) are declared like any team's.
+    text = limits.read_text()
+    owners = ", ".join([*(f"team-{o:02d}" for o in range(97)), "team-platform", "team-risk"])
+    limits.write_text(text[:text.index("\n  owners: [")] + f"\n  owners: [{owners}]\n")
     for p in range(pools):
         (dest / "pools" / f"bench-pool-{p:03d}.yaml").write_text(
             "apiVersion: tms-stack/v1\nkind: Pool\n"
-            f"metadata:\n  name: bench-pool-{p:03d}\n"
+            f"metadata:\n  name: bench-pool-{p:03d}\n  owner: team-platform\n"
             "spec:\n  instanceQuota: 8\n  instances: {min: 1, max: 1000}\n  backendUniqueness: true\n"
             "  triton:\n    resources: {cpu: 8, gpu: 1, systemMemory: 32Gi, sharedMemory: 1Gi}\n")
     for i in range(leases):

@@ -169,7 +169,8 @@ def test_allowlist_add_list_rm(repo: Path) -> None:
 
 
 def test_pool_verbs(repo: Path) -> None:
-    run(repo, "pool", "create", "a100-large-pool", "-q", "4", "-c", "0,2", "--triton-resources", "cpu=8;gpu=2")
+    run(repo, "pool", "create", "a100-large-pool", "-q", "4", "-c", "0,2", "--triton-resources", "cpu=8;gpu=2",
+        "--owner", "team-platform")
     assert "a100-large-pool" in run(repo, "pool", "list").stdout
     dup = run(repo, "pool", "create", "A100-Large-Pool", "-q", "4", ok=False)
     assert dup.returncode == 1 and "case-insensitive" in dup.stderr

@@ -128,7 +128,7 @@ def test_status_verbose_names_owner_expiry_and_models(example_repo: Path) -> Non
 
 
 def test_create_takes_instance_defaults_from_policy(example_repo: Path) -> None:
-    out = json.loads(tms(example_repo, "pool", "create", "gpu-a100-pool", "-q", "4", "-c", "1,*", "-o", "json"))
+    out = json.loads(tms(example_repo, "pool", "create", "gpu-a100-pool", "-q", "4", "-c", "1,*", "--owner", "team-platform", "-o", "json"))
     assert [Path(p).name for p in out["written"]] == ["gpu-a100-pool.yaml", "placement.lock.yaml"]
     text = (example_repo / "pools" / "gpu-a100-pool.yaml").read_text()
     assert "min: 1" in text and "max: 8" in text  # policies/limits.yaml: pools.maxInstances 8

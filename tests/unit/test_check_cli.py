@@ -133,7 +133,7 @@ def test_paths_work_from_a_subfolder_and_as_absolute_paths(example_repo: Path, t
     folder = run_in(example_repo / "leases", ".", "--now", NOW)
     assert folder.returncode == 1 and "fraud-detector.yaml:22" in folder.stdout and "pools/" not in folder.stdout
     whole = run_in(example_repo / "leases", "--now", NOW)  # no PATHS: the whole repository, wherever you are
-    assert whole.returncode == 1 and "pools/shared-t4-pool.yaml:7" in whole.stdout
+    assert whole.returncode == 1 and "pools/shared-t4-pool.yaml:8" in whole.stdout
 
 
 def test_outside_a_repository_is_an_error_not_an_empty_pass(tmp_path: Path) -> None:

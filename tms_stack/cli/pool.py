@@ -3,6 +3,7 @@ list, status) as edits of pools/<name>.yaml. Pool names are case-insensitive, as
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Any
 
 import typer
@@ -22,6 +23,7 @@ from tms_stack.cli.tmsctl import (
     load,
     no_target,
     porcelain_word,
+    repo_config,
 )
 
 pool_app = typer.Typer(no_args_is_help=True, help="Pools: shared Tritons with quota-based placement.")
@@ -217,6 +219,8 @@ def create_cmd(
     triton_container: Annotated[str | None, typer.Option("--triton-container")] = None,
     triton_resources: Annotated[str | None, typer.Option("--triton-resources",
                                 help="cpu=N;gpu=N;system-memory=4Gi;shared-memory=256Mi;repository-size=2Gi")] = None,
+    owner: Annotated[str | None, typer.Option("--owner", help="who the pool's GPUs count against "
+                                              "(default: TMS_OWNER or `owner:` in .tms.yaml)")] = None,
     root: Root = None, porcelain: Porcelain = False, output: OutputOpt = Output.text, target: Target = None,
 ) -> None:
     """Write pools/<name>.yaml (checked before it is written)."""
@@ -251,7 +255,10 @@ def create_cmd(
             fail(str(exc))
     if triton:
         spec["triton"] = triton
-    doc = {"apiVersion": "tms-stack/v1", "kind": "Pool", "metadata": {"name": name}, "spec": spec}
+    # Ours: a pool's GPUs count against its owner's budget (policies Limits spec.owners).
+    owner = owner or os.environ.get("TMS_OWNER") or repo_config(root).get("owner")
+    meta = {"name": name, **({"owner": owner} if owner else {})}
+    doc = {"apiVersion": "tms-stack/v1", "kind": "Pool", "metadata": meta, "spec": spec}
     from tms_stack.loader import member_path
 
     try:

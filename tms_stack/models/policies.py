@@ -255,6 +255,10 @@ class LimitsSpec(Strict):
     autoscaling: AutoscalingLimits = Field(default_factory=AutoscalingLimits)
     pools: PoolLimits = Field(default_factory=PoolLimits)
     budgets: Budgets = Field(default_factory=Budgets)
+    # Ours: the owners leases and pools may name (DNS-1123 labels). Budgets are per owner, so a
+    # free-text owner (`team-vision-0..2`) would multiply any budget; once a budget is set, an
+    # owner not listed here is an error (rule owner.unknown). docs/security.md.
+    owners: list[OwnerName] | None = Field(default=None, max_length=10_000)
 
 
 class Limits(Strict):

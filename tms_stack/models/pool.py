@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from tms_stack.models.common import ApiVersion, Strict, WholeNumber
+from tms_stack.models.common import ApiVersion, OwnerName, Strict, WholeNumber
 from tms_stack.models.lease import Resources
 
 POOL_NAME = re.compile(r"[A-Za-z0-9_-]{8,512}")  # fullmatch: no trailing newline
@@ -24,6 +24,9 @@ PoolName = Annotated[str, AfterValidator(_pool_name)]
 
 class PoolMetadata(Strict):
     name: PoolName
+    # Who is accountable: a pool's GPUs count against this owner's budget (policies Limits
+    # spec.owners); required as soon as budgets apply (rule owner.unknown).
+    owner: OwnerName | None = None
 
 
 # Far above any real pool, low enough that placement and rendering stay bounded on hostile input.

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from tms_stack.diagnostics import Diagnostic
 from tms_stack.loader import Repository
-from tms_stack.rules.budgets import budget_rules
+from tms_stack.rules.budgets import budget_rules, owner_rules
 from tms_stack.rules.context import Ctx
 from tms_stack.rules.leases import lease_rules
 from tms_stack.rules.names import alias_rules, pool_instance_owner, service_names
@@ -35,5 +35,6 @@ def check_repository(repo: Repository, now: datetime | None = None) -> list[Diag
         found.extend(lease_rules(ctx, stem, loaded, now))
     found.extend(alias_rules(ctx))
     found.extend(ownership_rules(ctx))
+    found.extend(owner_rules(ctx))
     found.extend(budget_rules(ctx))
     return sorted(set(found))
