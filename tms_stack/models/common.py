@@ -51,6 +51,10 @@ def _repository_name(value: str) -> str:
 
 def _check(parser):  # type: ignore[no-untyped-def]
     def validate(value):  # type: ignore[no-untyped-def]
+        # The parsers forgive surrounding blanks (command-line input); a file's value is kept as
+        # written and must match whole, like every other string (no "32Gi\n").
+        if isinstance(value, str) and value != value.strip():
+            raise ValueError(f"{value!r}: remove the spaces or line breaks around the value")
         parser(value)
         return value
 
