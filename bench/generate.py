@@ -19,7 +19,8 @@ def generate(dest: Path, leases: int = 10_000, pools: int = 50, seed: int = 7) -
     limits = dest / "policies" / "limits.yaml"
     # Budgets sized for a big fleet; everything else is the example's policy.
     limits.write_text(limits.read_text().replace("default: {gpus: 8, leases: 20}", "default: {gpus: 100000, leases: 100000}")
-                      .replace("maxInstances: 8", "maxInstances: 1000"))
+                      .replace("maxInstances: 8", "maxInstances: 1000")
+                      .replace("team-platform: {gpus: 32,", "team-platform: {gpus: 100000,"))
     # The generated owners (team-00..96, pools: team-platform) are declared like any team's.
     text = limits.read_text()
     owners = ", ".join([*(f"team-{o:02d}" for o in range(97)), "team-platform", "team-risk"])

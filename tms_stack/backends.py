@@ -130,6 +130,9 @@ def https_config(url: str, repos: RepositoriesSpec) -> tuple[str, int]:
     secret = best_match([(h.targetUri, h.secretName) for h in repos.https], url)
     headers = {}
     if secret:
+        if not url.startswith("https://"):
+            # Whoever runs `tms pool lock` holds the token: never send it in clear (docs/security.md).
+            raise BackendError(f"{url}: refusing to send the secret {secret!r} over plain HTTP: use https://")
         token = os.environ.get(f"TMS_HTTPS_{_env_key(secret)}")
         if token is None:
             raise BackendError(f"{url}: needs the secret {secret!r}: set TMS_HTTPS_{_env_key(secret)}")

@@ -109,8 +109,12 @@ def test_https_zip_reads_only_what_it_needs(tmp_path: Path, monkeypatch: pytest.
     with zipfile.ZipFile(big, "w", compression=zipfile.ZIP_STORED) as zf:
         zf.writestr("big/config.pbtxt", 'name: "big"\nbackend: "pytorch"\n')
         zf.writestr("big/1/model.pt", random.Random(0).randbytes(8 * 2**20))  # 8 MiB of weights
-    server, url = serve_dir(tmp_path / "web")
+    server, url = serve_dir(tmp_path / "web", tls=True)  # credentials only over TLS
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.ca_file))
     try:
+        plain = url.replace("https://", "http://")
+        with pytest.raises(BackendError, match="refusing to send the secret 'pull-token' over plain HTTP"):
+            learn_one(f"{plain}/private/big.zip", repos(https="127.0.0.1/private"))
         with pytest.raises(BackendError, match="TMS_HTTPS_PULL_TOKEN"):
             learn_one(f"{url}/private/big.zip", repos(https="127.0.0.1/private"))
         monkeypatch.setenv("TMS_HTTPS_PULL_TOKEN", "Bearer wrong")

@@ -5,7 +5,7 @@ peak, as bespoke leases count at max replicas); `instances.min` x GPUs are alway
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +87,13 @@ def _holdings(ctx: Ctx) -> dict[str, list[Holding]]:
     return by_owner
 
 
+def _listed(items: Iterable[str], most: int = 10) -> str:
+    """A one-line list that stays one line (an owner may hold thousands of leases)."""
+    shown = list(items)
+    more = f", and {len(shown) - most} more" if len(shown) > most else ""
+    return ", ".join(shown[:most]) + more
+
+
 def budget_rules(ctx: Ctx) -> Iterator[Diagnostic]:
     budgets = ctx.repo.limits.spec.budgets
     for owner, entries in sorted(_holdings(ctx).items()):
@@ -107,9 +114,9 @@ def budget_rules(ctx: Ctx) -> Iterator[Diagnostic]:
             total += entry.gpus
             if total > budget.gpus and entry.gpus:
                 grand = sum(e.gpus for e in entries)
-                leased = ", ".join(f"{e.what.removeprefix('lease ')} {e.gpus}" for e in leases if e.gpus)
-                pooled = ", ".join(f"{e.what.removeprefix('pool ')} {e.gpus} ({e.always_on} always on)"
-                                   for e in entries if e.what.startswith("pool ") and e.gpus)
+                leased = _listed(f"{e.what.removeprefix('lease ')} {e.gpus}" for e in leases if e.gpus)
+                pooled = _listed(f"{e.what.removeprefix('pool ')} {e.gpus} ({e.always_on} always on)"
+                                 for e in entries if e.what.startswith("pool ") and e.gpus)
                 detail = f"GPUs by lease: {leased or 'none'}" + (f"; by pool (at instances.max): {pooled}"
                                                                  if pooled else "")
                 yield ctx.at(entry.loaded, ("metadata", "owner"), "budget.gpus",
