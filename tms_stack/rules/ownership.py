@@ -110,7 +110,7 @@ def ownership_rules(ctx: Ctx) -> Iterator[Diagnostic]:
     stack = stack_names(settings)
     pool_owner = pool_instance_owner(ctx.repo)
     # Aliases against lease names, other aliases and pool instances are the alias rules' findings
-    # (names.clash / names.unique, at the alias): not reported twice from the other side.
+    # (names.clash / names.unique, at the alias): not reported again here, from either side.
     aliases = {alias for lease in ctx.repo.all_leases() for alias in lease.spec.names}
     no_pools: Callable[[str], str | None] = lambda _name: None  # noqa: E731
     owners: dict[tuple[str, str], Where] = {}
@@ -139,7 +139,8 @@ def ownership_rules(ctx: Ctx) -> Iterator[Diagnostic]:
             line = loaded.doc.pos(path).line
             if name in reported:
                 continue
-            reason = reserved_reason(name, stack, no_pools if name in aliases else pool_owner)
+            own_alias = name != lease.name and name in lease.spec.names
+            reason = reserved_reason(name, stack, no_pools if own_alias else pool_owner)
             if reason:
                 reported.add(name)
                 yield ctx.at(loaded, path, "names.reserved",
