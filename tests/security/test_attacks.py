@@ -79,6 +79,9 @@ ATTACKS = [
            "leases/shared-t4-pool-3.yaml", 4, "reserved up to its instances.max"),
     Attack("lease-named-like-an-unplaced-instance-of-a-pool-with-underscores", new_lease("cpu-inference-pool-2"),
            "names.reserved", "leases/cpu-inference-pool-2.yaml", 4, "pools/cpu_inference_pool.yaml"),
+    Attack("lease-named-like-a-pool-instance-that-is-also-an-alias",
+           new_lease("shared-t4-pool-2") + edit(CS, "names: [chat]", "names: [shared-t4-pool-2]"), "names.reserved",
+           "leases/shared-t4-pool-2.yaml", 4, "instance of pool pools/shared-t4-pool.yaml"),
     Attack("lease-named-kubernetes", new_lease("kubernetes"), "names.reserved", "leases/kubernetes.yaml", 4,
            "reserved for Kubernetes itself"),
     Attack("lease-named-default", new_lease("default"), "names.reserved", "leases/default.yaml", 4,
@@ -176,6 +179,8 @@ ATTACKS = [
            "policies/extra.yaml", 0, "symbolic link"),
     Attack("symlinked-lock", (("symlink", "pools/evil.yaml", "placement.lock.yaml"),), "files.layout",
            "pools/evil.yaml", 0),
+    Attack("policies-folder-is-a-symlink", (("rename", "policies", "real-policies"), ("symlink", "policies", "real-policies")),
+           "files.layout", "policies", 0, "policies/ is a symbolic link"),
     Attack("upper-case-extension", (("write", "leases/sneaky.YAML", lease("sneaky")),), "files.layout",
            "leases/sneaky.YAML", 0, "only <name>.yaml files"),
     Attack("yml-shadowing-yaml", (("write", "leases/image-classifier.yml", lease("image-classifier", owner="team-x")),),
@@ -216,6 +221,8 @@ def apply_ops(repo: Path, ops: tuple[Op, ...]) -> None:
             path.symlink_to(op[2])
         elif op[0] == "mkdir":
             path.mkdir()
+        elif op[0] == "rename":
+            path.rename(repo / op[2])
         else:  # pragma: no cover
             raise AssertionError(op)
 
@@ -254,6 +261,7 @@ CLI_ATTACKS = [
     ("name-create-on-a-path", ("lease", "name", "create", "evil", "--lease", "../policies/allowlist"),
      "is not a lease name"),
     ("pool-create-over-a-policy", ("pool", "create", "../policies/limits", "-q", "2"), "is not a pool name"),
+    ("pool-delete-a-path", ("pool", "delete", "../policies/limits"), "no pool named"),
     ("release-through-a-symlink", ("lease", "release", "linked"), "symbolic link"),
 ]
 
