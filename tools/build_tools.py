@@ -523,7 +523,7 @@ def build_pulumi(root: Path) -> dict[str, Path]:
 
 # ---------------------------------------------------------------------------------------------
 
-PIECES = ("kube-apiserver", "etcd", "kwok", "crds", "pulumi")
+PIECES = ("kube-apiserver", "etcd", "kwok", "crds", "pulumi", "kube-node")
 
 
 def build(pieces: list[str] | tuple[str, ...] = PIECES, *, keep_going: bool = True) -> dict[str, dict]:
@@ -547,6 +547,10 @@ def build(pieces: list[str] | tuple[str, ...] = PIECES, *, keep_going: bool = Tr
                 d = fetch_crds(root)
                 result[piece] = {"path": str(d), "files": [str(d / f) for f in CRD_FILES]
                                  + [str(fetch_cert_manager_crd(root))]}
+            elif piece == "kube-node":  # kubelet + kube-proxy: tools/build_node.py
+                from build_node import build_node
+
+                result[piece] = build_node(root)
             elif piece == "pulumi":
                 dirs = build_pulumi(root)
                 result[piece] = {"path": str(dirs["pulumi"] / "pulumi"),

@@ -1,0 +1,3 @@
+module tms-stack/tools/images/pause
+
+go 1.21
