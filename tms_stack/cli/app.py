@@ -12,12 +12,31 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
+from tms_stack.cli.common import TmsGroup
+from tms_stack.cli.common import find_root as _find_root
+
+# cls=TmsGroup: no user error leaves as a traceback (tms_stack/cli/common.py); rich tracebacks off
+# so that a real bug prints a plain one that can be pasted into an issue.
+app = typer.Typer(no_args_is_help=True, cls=TmsGroup, pretty_exceptions_enable=False,
+                  context_settings={"max_content_width": 100},
                   help="GitOps for NVIDIA Triton fleets: leases, pools and policies as YAML in git.")
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+        try:
+            typer.echo(f"tms {version('tms-stack')}")
+        except PackageNotFoundError:
+            typer.echo("tms (not installed as a package)")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="print the version and exit")] = False,
+) -> None:
     """GitOps for NVIDIA Triton fleets: leases, pools and policies as YAML in git."""
 
 
@@ -44,10 +63,7 @@ def _repo_root(paths: list[Path]) -> tuple[Path, list[str]]:
         return paths[0], []
     # The repository is the nearest folder up from here (or from the first path) with leases/,
     # pools/ or policies/, so `tms check fraud.yaml` works from inside leases/ too.
-    def find_root(start: Path) -> Path | None:
-        return next((d for d in (start, *start.parents)
-                     if any((d / sub).is_dir() for sub in ("leases", "pools", "policies"))), None)
-
+    find_root = _find_root
     first = paths[0].resolve() if paths else Path.cwd()
     root = find_root(Path.cwd().resolve()) or find_root(first if first.is_dir() else first.parent)
     if root is None:

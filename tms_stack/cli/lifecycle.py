@@ -9,21 +9,28 @@ from typing import Annotated
 
 import typer
 
+from tms_stack.cli.common import EXIT_USAGE, RootOpt, StackOpt, resolve_root, stack_settings
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def prune(
-        root: Annotated[Path, typer.Option("--root", help="repository root")] = Path("."),
-        now: Annotated[str | None, typer.Option(help="treat this UTC time as now")] = None,
+        root: RootOpt = None,
+        stack: StackOpt = None,
+        now: Annotated[str | None, typer.Option(metavar="TIME", help="treat this UTC time as now")] = None,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="print what would change, change nothing")] = False,
         prometheus_url: Annotated[str | None, typer.Option(envvar="TMS_PROMETHEUS_URL",
                                   help="Prometheus to ask for lease activity")] = None,
         triton_url: Annotated[str | None, typer.Option(envvar="TMS_TRITON_URL_TEMPLATE",
                               help="without Prometheus: Triton URL template, e.g. http://{service}.{namespace}.svc:8000")] = None,
-        namespace: Annotated[str, typer.Option(envvar="TMS_NAMESPACE")] = "default",
-        message_file: Annotated[Path | None, typer.Option(help="also write the commit message here")] = None,
+        namespace: Annotated[str | None, typer.Option(envvar="TMS_NAMESPACE", metavar="NAME", show_default=False,
+                                                      help="namespace of the leases (default: the stack's)")] = None,
+        message_file: Annotated[Path | None, typer.Option(metavar="FILE",
+                                                          help="also write the commit message here")] = None,
     ) -> None:
-        """Delete expired leases; renew auto-renew leases that served requests in their window."""
+        """Delete expired leases; renew auto-renew leases that served requests in their window.
+
+        Example: tms prune --dry-run"""
         from datetime import UTC, datetime
 
         from tms_stack.activity import ActivitySource, PrometheusActivity, TritonActivity
@@ -31,12 +38,16 @@ def register(app: typer.Typer) -> None:
         from tms_stack.loader import load_repository
         from tms_stack.prune import apply, decide
 
+        root = resolve_root(root)
         moment = parse_now(now) or datetime.now(UTC)
+        if namespace is None:
+            # The stack says where the leases run; "default" was a wrong guess (issue 14).
+            namespace = stack_settings(root, stack).namespace
         repo = load_repository(root)
         if repo.unreadable:
             for d in repo.unreadable:
                 typer.echo(f"{d.location()}: {d.message}", err=True)
-            raise typer.Exit(2)
+            raise typer.Exit(EXIT_USAGE)
         source: ActivitySource | None = None
         if prometheus_url:
             source = PrometheusActivity(prometheus_url)
@@ -60,17 +71,21 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def plan(
-        base: Annotated[str, typer.Option(help="git ref to compare with (the PR's base)")] = "origin/main",
-        root: Annotated[Path, typer.Option("--root")] = Path("."),
-        stack: Annotated[str | None, typer.Option(help="stack for the object diff")] = None,
-        now: Annotated[str | None, typer.Option()] = None,
-        output: Annotated[Path | None, typer.Option("--output", "-o", help="write the markdown here")] = None,
+        base: Annotated[str, typer.Option(metavar="REF", help="git ref to compare with (the PR's base)")] = "origin/main",
+        root: RootOpt = None,
+        stack: StackOpt = None,
+        now: Annotated[str | None, typer.Option(metavar="TIME", help="evaluate expiry at this UTC time")] = None,
+        output: Annotated[Path | None, typer.Option("--output", "-o", metavar="FILE",
+                                                    help="write the markdown here")] = None,
     ) -> None:
-        """Markdown for the pull-request comment: what merging would change."""
+        """Markdown for the pull-request comment: what merging would change.
+
+        Example: tms plan --base origin/main --output plan.md"""
         from tms_stack.cli.app import parse_now
         from tms_stack.plan import build_plan, render_markdown
 
-        text = render_markdown(build_plan(root, base, stack, parse_now(now)))
+        # git's own message (e.g. an unknown --base) reaches the user through the central handler.
+        text = render_markdown(build_plan(resolve_root(root), base, stack, parse_now(now)))
         if output:
             output.write_text(text)
         else:

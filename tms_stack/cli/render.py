@@ -9,27 +9,32 @@ from typing import Annotated
 
 import typer
 
-from tms_stack.diagnostics import TmsError
+from tms_stack.cli.common import EXIT_FINDINGS, EXIT_USAGE, RootOpt, StackOpt, resolve_root
+from tms_stack.diagnostics import TmsError, UnreadableInput
 from tms_stack.render.yamlout import dump_object
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def render(
-        out: Annotated[Path, typer.Option("--output", "-o", help="directory to write (replaced)")],
-        root: Annotated[Path, typer.Option("--root", help="repository root")] = Path("."),
-        stack: Annotated[str | None, typer.Option(help="stack name: reads Pulumi.<stack>.yaml")] = None,
-        now: Annotated[str | None, typer.Option(help="evaluate expiry at this UTC time")] = None,
+        out: Annotated[Path, typer.Option("--output", "-o", metavar="DIR", help="directory to write (replaced)")],
+        root: RootOpt = None,
+        stack: StackOpt = None,
+        now: Annotated[str | None, typer.Option(metavar="TIME", help="evaluate expiry at this UTC time")] = None,
     ) -> None:
-        """Write every Kubernetes object as YAML: usable by kubectl, Argo CD or Flux. Needs no cluster."""
+        """Write every Kubernetes object as YAML: usable by kubectl, Argo CD or Flux. Needs no cluster.
+
+        Example: tms render -o out/ --stack production"""
         from tms_stack.cli.app import parse_now
         from tms_stack.render.pipeline import render_root
 
+        where = resolve_root(root)
         try:
-            groups = render_root(root, stack, parse_now(now))
+            groups = render_root(where, stack, parse_now(now))
         except TmsError as exc:
             typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2 if "unreadable" in str(exc) else 1) from None
+            unreadable = isinstance(exc, UnreadableInput) or "unreadable" in str(exc)
+            raise typer.Exit(EXIT_USAGE if unreadable else EXIT_FINDINGS) from None
         write_objects(groups, out)
 
 
