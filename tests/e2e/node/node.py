@@ -1,0 +1,173 @@
+"""A real one-node cluster for the end-to-end tests: containerd + runc (Debian packages),
+the bridge CNI plugin, and a kubelet built from the same k8s.io/kubernetes module as the
+control plane (tools/build_node.py), registered with a control plane of its own (no kwok
+nodes, so every pod is scheduled onto this node and really runs).
+
+Found on this machine kind (see docs/real-engine.md, "The node"): the kubelet runs with the
+cgroupfs driver and failSwapOn=false; the pod sandbox fails in runc ("can't get final child's
+PID from pipe: EOF") unless containerd's CRI plugin sets ``restrict_oom_score_adj`` (the
+sandbox asks for oom_score_adj -998 and lowering it is refused here).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT / "tools" / "images"))
+
+import build_node  # noqa: E402
+import build_tools  # noqa: E402
+import oci  # noqa: E402
+
+PAUSE_IMAGE = "registry.k8s.io/pause:3.9"  # containerd's default name; built here, never pulled
+CNI_DIRS = ("/usr/lib/cni", "/opt/cni/bin")
+
+
+def pause_image(root: Path | None = None) -> Path:
+    """The sandbox image: a static Go ``pause`` in one layer, cached by its source's hash."""
+    import hashlib
+
+    root = root or build_tools.cache_root()
+    src = ROOT / "tools" / "images" / "pause"
+    h = hashlib.sha256()
+    for p in sorted(src.iterdir()):
+        h.update(p.name.encode() + p.read_bytes())
+    h.update(build_tools.go_version().encode())
+    out = root / "images" / f"pause-{h.hexdigest()[:12]}.tar"
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    env = build_tools.go_env(root)
+    env["GOFLAGS"] = "-buildvcs=false"
+    binary = out.with_suffix(".bin")
+    subprocess.run(["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(binary), "."],
+                   cwd=src, env=env, check=True)
+    oci.write_image(out, PAUSE_IMAGE, [oci.layer_from({"/pause": binary})], entrypoint=["/pause"])
+    binary.unlink()
+    return out
+
+
+class Node:
+    """containerd + kubelet on this machine, all state under one temporary directory."""
+
+    def __init__(self, kubeconfig: Path, name: str = "tms-node"):
+        self.kubeconfig = kubeconfig
+        self.name = name
+        self.dir = Path(tempfile.mkdtemp(prefix="tmsnode-", dir="/tmp"))  # short: socket paths
+        self.sock = self.dir / "containerd.sock"
+        self.bridge = f"tmsn{os.getpid() % 100000}"
+        self.procs: list[tuple[str, subprocess.Popen]] = []
+
+    def ctr(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run(["ctr", "-a", str(self.sock), "-n", "k8s.io", *args],
+                              capture_output=True, text=True, check=check)
+
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        logf = (self.dir / f"{name}.log").open("w")
+        self.procs.append((name, subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT,
+                                                  stdin=subprocess.DEVNULL)))
+
+    def log_tail(self, name: str, n: int = 30) -> str:
+        return "\n".join((self.dir / f"{name}.log").read_text(errors="replace").splitlines()[-n:])
+
+    def start(self, images: list[Path]) -> None:
+        bins = build_node.build_node()
+        cni_bin = next((d for d in CNI_DIRS if Path(d, "bridge").exists()), None)
+        if cni_bin is None or not shutil.which("containerd") or not shutil.which("runc"):
+            raise RuntimeError("containerd, runc or the CNI plugins are missing: run scripts/deps.d/60-node.sh")
+        d = self.dir
+        (d / "cni").mkdir()
+        (d / "cni" / "10-tms.conflist").write_text(json.dumps({
+            "cniVersion": "1.0.0", "name": "tms-e2e",
+            "plugins": [
+                {"type": "bridge", "bridge": self.bridge, "isGateway": True, "ipMasq": False,
+                 "ipam": {"type": "host-local", "dataDir": str(d / "ipam"),
+                          "ranges": [[{"subnet": "10.244.0.0/24"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
+                {"type": "portmap", "capabilities": {"portMappings": True}},
+            ]}))
+        (d / "containerd.toml").write_text(f"""version = 2
+root = "{d / 'containerd-root'}"
+state = "{d / 'containerd-state'}"
+[grpc]
+  address = "{self.sock}"
+[ttrpc]
+  address = "{self.sock}.ttrpc"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{PAUSE_IMAGE}"
+  restrict_oom_score_adj = true
+  # pod network namespaces under our state directory, not the host's /var/run/netns
+  netns_mounts_under_state_dir = true
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "{cni_bin}"
+    conf_dir = "{d / 'cni'}"
+""")
+        self._spawn("containerd", ["containerd", "--config", str(d / "containerd.toml")])
+        _wait(lambda: self.ctr("version", check=False).returncode == 0, 30, lambda: self.log_tail("containerd"))
+        for tar in [pause_image(), *images]:
+            self.ctr("images", "import", str(tar))
+        (d / "kubelet.yaml").write_text(json.dumps({
+            "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
+            "cgroupDriver": "cgroupfs", "failSwapOn": False,
+            "authentication": {"anonymous": {"enabled": True}, "webhook": {"enabled": False}},
+            "authorization": {"mode": "AlwaysAllow"},
+            "address": "127.0.0.1", "port": _free_port(), "readOnlyPort": 0, "healthzPort": _free_port(),
+            "containerRuntimeEndpoint": f"unix://{self.sock}",
+            "localStorageCapacityIsolation": False, "enforceNodeAllocatable": [],
+            "makeIPTablesUtilChains": False,
+            # this machine's image filesystem is not found by cadvisor; do not evict on it
+            "evictionHard": {"memory.available": "1Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
+            "serializeImagePulls": False,
+        }))
+        self._spawn("kubelet", [bins["kubelet"], "--config", str(d / "kubelet.yaml"),
+                                "--root-dir", str(d / "kubelet"), "--kubeconfig", str(self.kubeconfig),
+                                "--hostname-override", self.name, "--node-ip", "127.0.0.1", "--v=1"])
+
+    def stop(self) -> None:
+        for name, p in reversed(self.procs):
+            if name == "kubelet" and p.poll() is None:
+                p.terminate()
+                p.wait(timeout=10)
+        tasks = self.ctr("tasks", "ls", "-q", check=False).stdout.split()
+        for t in tasks:
+            self.ctr("tasks", "kill", "-s", "KILL", t, check=False)
+        time.sleep(0.5)
+        for _name, p in reversed(self.procs):
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        # what the kubelet and containerd mounted (tmpfs volumes, overlay rootfs, netns)
+        mounts = [ln.split()[1] for ln in Path("/proc/self/mounts").read_text().splitlines()
+                  if ln.split()[1].startswith(str(self.dir))]
+        for m in sorted(mounts, key=len, reverse=True):
+            subprocess.run(["umount", "-l", m], check=False, capture_output=True)
+        subprocess.run(["ip", "link", "del", self.bridge], check=False, capture_output=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(ok, timeout_s: float, tail) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if ok():
+            return
+        time.sleep(0.25)
+    raise TimeoutError(f"not ready after {timeout_s:.0f}s:\n{tail()}")
