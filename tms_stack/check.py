@@ -161,8 +161,10 @@ FORMATTERS = {"text": format_text_with_excerpts, "github": format_github, "json"
 
 def _register_builtin_rules() -> None:
     from tms_stack.pool_lock import lock_rules
+    from tms_stack.stack import stack_rules
 
     EXTRA_RULES.append(lock_rules)
+    EXTRA_RULES.append(stack_rules)
 
 
 _register_builtin_rules()

@@ -50,6 +50,7 @@ class Plan:
     warnings: list[dict[str, Any]] = field(default_factory=list)
     objects: dict[str, list[str]] = field(default_factory=lambda: {"create": [], "update": [], "delete": []})
     objects_note: str = ""
+    objects_failed: bool = False
 
 
 def _git(root: Path, *args: str) -> bytes:
@@ -147,8 +148,17 @@ def build_plan(root: Path, base: str, stack: str | None = None, now: datetime | 
         plan.owners = _owners(old, new)
         if head.exit_code == 0:
             try:
-                after_objs = _objects(root, stack, now)
-                before_objs = _objects(base_root, stack, now) if before.exit_code == 0 else {}
+                from tms_stack.stack import _stacks
+
+                # Every stack (or the one asked for): a second stack file used to empty the diff.
+                stacks: list[str | None] = [stack] if stack else list(_stacks(root)) or [None]
+                after_objs, before_objs = {}, {}
+                for s in stacks:
+                    prefix = f"{s}/" if len(stacks) > 1 else ""
+                    after_objs.update({prefix + k: v for k, v in _objects(root, s, now).items()})
+                    base_has = s is None or (base_root / f"Pulumi.{s}.yaml").exists()
+                    if before.exit_code == 0 and base_has:
+                        before_objs.update({prefix + k: v for k, v in _objects(base_root, s, now).items()})
                 if before.exit_code != 0:
                     plan.objects_note = "the base does not pass `tms check`; every object is listed as new"
                 plan.objects["create"] = sorted(set(after_objs) - set(before_objs))
@@ -156,7 +166,9 @@ def build_plan(root: Path, base: str, stack: str | None = None, now: datetime | 
                 plan.objects["update"] = sorted(k for k in set(after_objs) & set(before_objs)
                                                 if after_objs[k] != before_objs[k])
             except Exception as exc:  # noqa: BLE001 - the plan still helps without the object diff
+                # No "0 to create" under a render error: the counts would claim nothing changes.
                 plan.objects_note = f"objects could not be rendered: {exc}"
+                plan.objects_failed = True
         else:
             plan.objects_note = "fix the errors above to see the objects that will change"
     return plan

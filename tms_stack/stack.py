@@ -138,3 +138,21 @@ def _prefixed(doc: Document) -> Document:
     data = {k[len(CONFIG_PREFIX):]: v for k, v in doc.data["config"].items()
             if isinstance(k, str) and k.startswith(CONFIG_PREFIX)}
     return Document(doc.file, data, values, keys)
+
+
+def stack_rules(repo: Any, now: Any = None) -> list[Diagnostic]:
+    """`tms check` validates every stack file: a typo such as `tms-stack:namspace` is an error at its
+    line (it used to pass check and silently fall back to the default). Rule `stacksettings.schema`;
+    a stack file that does not parse is reported as `yaml` (unreadable input, exit 2)."""
+    from tms_stack.diagnostics import UnreadableInput
+
+    found: list[Diagnostic] = []
+    for name in _stacks(repo.root):
+        path = repo.root / f"Pulumi.{name}.yaml"
+        try:
+            settings_from_document(parse_file(path, path.name))
+        except UnreadableInput as exc:
+            repo.unreadable.extend(exc.diagnostics or [Diagnostic(path.name, 0, 0, "yaml", str(exc))])
+        except TmsError as exc:
+            found.extend(exc.diagnostics or [Diagnostic(path.name, 0, 0, "stacksettings.schema", str(exc))])
+    return found

@@ -60,3 +60,38 @@ def test_prune_from_a_subfolder_uses_the_repository(tmp_path: Path) -> None:
     out = tms(repo / "leases", "prune", "--dry-run", "--now", "2026-11-22T00:00:00Z")
     assert out.returncode == 0, out
     assert not (repo / "leases" / "leases").exists()
+
+
+def _git_repo(repo: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@e",
+                    "commit", "-qm", "init"], check=True)
+
+
+def test_check_reports_a_typo_in_any_stack_file(tmp_path: Path) -> None:
+    repo = copy_example(tmp_path / "repo")
+    text = (repo / "Pulumi.example.yaml").read_text()
+    (repo / "Pulumi.prod.yaml").write_text(text.replace("tms-stack:namespace:", "tms-stack:namspace:"))
+    out = tms(repo, "check", "--now", "2026-11-22T00:00:00Z")
+    assert out.returncode == 1, out
+    assert "Pulumi.prod.yaml:3:3" in out.stdout and "namspace" in out.stdout
+
+
+def test_plan_renders_every_stack(tmp_path: Path) -> None:
+    repo = copy_example(tmp_path / "repo")
+    _git_repo(repo)
+    text = (repo / "Pulumi.example.yaml").read_text()
+    (repo / "Pulumi.prod.yaml").write_text(text.replace("tms-stack:namespace: triton", "tms-stack:namespace: prod"))
+    out = tms(repo, "plan", "--base", "HEAD", "--now", "2026-11-22T00:00:00Z")
+    assert out.returncode == 0, out
+    assert "could not be rendered" not in out.stdout
+    assert "prod/" in out.stdout and "0 to create" not in out.stdout
+
+
+def test_plan_render_error_prints_no_counts(tmp_path: Path) -> None:
+    repo = copy_example(tmp_path / "repo")
+    _git_repo(repo)
+    out = tms(repo, "plan", "--base", "HEAD", "--stack", "nope", "--now", "2026-11-22T00:00:00Z")
+    assert "could not be rendered" in out.stdout, out
+    assert "to create" not in out.stdout

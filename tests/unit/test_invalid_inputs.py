@@ -57,6 +57,9 @@ CASES = [
       "at least 128Mi above sharedMemory 512Mi"),
     c("default-resources-over-lease-max", LIM, "maximum: {cpu: 16, gpu: 4", "maximum: {cpu: 16, gpu: 0", 22,
       "resources.maximum", "gpu: 2 exceeds", at=FD),
+    # --- stack files: every Pulumi.<stack>.yaml is checked (a typo used to fall back silently)
+    c("stack-unknown-key", "Pulumi.example.yaml", "tms-stack:namespace:", "tms-stack:namspace:", 3,
+      "stacksettings.schema", "unknown key 'namspace'"),
     c("cpu-bad-unit", FD, "cpu: 4, gpu: 2", "cpu: 2x, gpu: 2", 22, "lease.schema", "not a CPU quantity"),
     c("memory-bad-unit", FD, "systemMemory: 32Gi", "systemMemory: 32GB", 22, "lease.schema", "Ki, Mi, Gi, Ti"),
     c("memory-no-unit", FD, "systemMemory: 32Gi", "systemMemory: 4096", 22, "lease.schema", "not a memory size"),
