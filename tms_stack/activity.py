@@ -7,9 +7,11 @@ guesses on an unknown."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
+from urllib.parse import quote
 
 import requests
 
@@ -31,7 +33,43 @@ def _seconds(delta: timedelta) -> str:
 
 
 def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
+    """A PromQL double-quoted string: backslash, quote and line breaks escaped."""
+    return (value.replace("\\", "\\\\").replace('"', '\\"')
+            .replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t"))
+
+
+_RE2_META = set("\\.+*?()|[]{}^$")
+
+
+def _escape_regex(value: str) -> str:
+    """A literal inside a `=~` matcher (RE2), then as a PromQL string."""
+    return _escape("".join("\\" + c if c in _RE2_META else c for c in value))
+
+
+def _sample(body: object) -> float | None:
+    """The value of an instant-vector reply, None when there is no series; TelemetryError for any
+    shape that is not a well-formed reply (a scalar, no `data`, a list, no `value`, non-numeric)."""
+    if not isinstance(body, dict):
+        raise TelemetryError(f"Prometheus answered {type(body).__name__}, not an object")
+    if body.get("status") != "success":
+        raise TelemetryError(f"Prometheus query failed: {str(body.get('error', 'no status'))[:200]}")
+    data = body.get("data")
+    results = data.get("result") if isinstance(data, dict) else None
+    if not isinstance(results, list):
+        raise TelemetryError("Prometheus reply has no data.result list")
+    if not results:
+        return None
+    first = results[0]
+    value = first.get("value") if isinstance(first, dict) else None
+    if not isinstance(value, list) or len(value) != 2:
+        raise TelemetryError("Prometheus series has no [time, value] pair")
+    try:
+        number = float(value[1])
+    except (TypeError, ValueError):
+        raise TelemetryError(f"Prometheus value {str(value[1])[:40]!r} is not a number") from None
+    if math.isnan(number) or math.isinf(number) or number < 0:
+        raise TelemetryError(f"Prometheus value {number} is not a count")
+    return number
 
 
 @dataclass
@@ -47,7 +85,7 @@ class PrometheusActivity:
         # Pool instances host many leases: count the lease's own models on its pool's pods.
         from tms_stack.models.pool import k8s_pool_name
 
-        models = "|".join(_escape(m.name) for m in lease.spec.models)
+        models = "|".join(_escape_regex(m.name) for m in lease.spec.models)
         return f'pool="{k8s_pool_name(lease.spec.pool.name)}",model=~"{models}"'
 
     def active(self, lease: Lease, start: datetime, end: datetime) -> bool:
@@ -59,11 +97,12 @@ class PrometheusActivity:
             body = response.json()
         except (requests.RequestException, ValueError) as exc:
             raise TelemetryError(f"Prometheus at {self.url} is unreachable: {exc.__class__.__name__}") from None
-        if body.get("status") != "success":
-            raise TelemetryError(f"Prometheus query failed: {body.get('error', body)}")
-        results = body["data"]["result"]
-        # No series at all: nothing was scraped for this lease in the window, so it served nothing.
-        return bool(results) and float(results[0]["value"][1]) > 0
+        number = _sample(body)
+        # No series at all: scrapes may simply have been lost, so it is unknown, never idle. A series
+        # whose increase is zero was scraped and served nothing: idle.
+        if number is None:
+            raise TelemetryError("Prometheus has no series for this lease in the window")
+        return number > 0
 
 
 @dataclass
@@ -81,14 +120,19 @@ class TritonActivity:
         latest = 0
         for model in lease.spec.models:
             try:
-                r = requests.get(f"{base.rstrip('/')}/v2/models/{model.name}/stats", timeout=self.timeout)
+                r = requests.get(f"{base.rstrip('/')}/v2/models/{quote(model.name, safe='')}/stats",
+                                 timeout=self.timeout)
             except requests.RequestException as exc:
                 raise TelemetryError(f"Triton at {base} is unreachable: {exc.__class__.__name__}") from None
             if r.status_code == 404:
                 continue  # not loaded (any more): it serves nothing
             if r.status_code != 200:
                 raise TelemetryError(f"Triton at {base}: statistics of {model.name} answered HTTP {r.status_code}")
-            for stat in r.json().get("model_stats", []):
-                latest = max(latest, int(stat.get("last_inference", 0)))
+            try:
+                stats = r.json().get("model_stats", [])
+                for stat in stats:
+                    latest = max(latest, int(stat.get("last_inference", 0)))
+            except (ValueError, TypeError, AttributeError, OverflowError):
+                raise TelemetryError(f"Triton at {base}: statistics of {model.name} are not readable") from None
         # last_inference is milliseconds since the epoch (0: never).
         return latest > 0 and start.timestamp() * 1000 <= latest <= end.timestamp() * 1000 + 1000

@@ -7,11 +7,13 @@ lease's aliases). An auto-renew lease whose activity cannot be known is left alo
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import yaml
+
+from tms_stack import units
 from tms_stack.activity import ActivitySource, TelemetryError
 from tms_stack.loader import Repository, load_repository
 from tms_stack.models import Lease
@@ -34,6 +36,8 @@ class PruneResult:
     expired: list[tuple[str, str, datetime]] = field(default_factory=list)   # (lease, file, expires)
     renewed: list[Renewal] = field(default_factory=list)
     unknown: list[tuple[str, str, str]] = field(default_factory=list)        # (lease, file, why)
+    # Unknown for longer than the grace: deleted all the same (fail closed), and said so loudly.
+    expired_unknown: list[tuple[str, str, str]] = field(default_factory=list)  # (lease, file, why)
 
     @property
     def changed(self) -> bool:
@@ -53,6 +57,9 @@ class PruneResult:
         if self.expired:
             lines.append("Expired (deleted):")
             lines += [f"- {name} ({file}), expired {ts:%Y-%m-%dT%H:%M:%SZ}" for name, file, ts in self.expired]
+        if self.expired_unknown:
+            lines.append("WARNING: expired with activity still unknown after the grace (fail closed):")
+            lines += [f"- {name} ({file}): {why}" for name, file, why in self.expired_unknown]
         if self.renewed:
             lines.append("Renewed (served requests in their activity window):")
             lines += [f"- {r.lease} ({r.file}): {r.old:%Y-%m-%dT%H:%M:%SZ} -> {r.new:%Y-%m-%dT%H:%M:%SZ}"
@@ -63,8 +70,44 @@ class PruneResult:
         return "\n".join(lines).rstrip() + "\n"
 
 
+def telemetry_source(root: Path, prometheus_url: str | None, triton_url: str | None,
+                     namespace: str = "default", stack: str | None = None) -> ActivitySource | None:
+    """The job's environment (URL options) first, then the stack's `tms-stack:telemetry`. None
+    when neither names a reachable source: every auto-renew decision is then unknown (and bounded
+    by the grace)."""
+    from tms_stack.activity import PrometheusActivity, TritonActivity
+    from tms_stack.diagnostics import TmsError
+    from tms_stack.stack import load_stack_settings
+
+    if prometheus_url:
+        return PrometheusActivity(prometheus_url)
+    if triton_url:
+        return TritonActivity(triton_url, namespace)
+    try:
+        telemetry = load_stack_settings(root, stack).telemetry
+    except TmsError:
+        return None  # unreadable or ambiguous stack settings: unknown, bounded by the grace
+    if telemetry is None:
+        return None
+    if telemetry.source == "prometheus" and telemetry.prometheusUrl:
+        return PrometheusActivity(telemetry.prometheusUrl)
+    if telemetry.source == "triton" and telemetry.tritonUrlTemplate:
+        return TritonActivity(telemetry.tritonUrlTemplate, namespace)
+    return None
+
+
 def decide(repo: Repository, now: datetime, source: ActivitySource | None) -> PruneResult:
     result = PruneResult()
+    grace = units.parse_duration(repo.limits.spec.autoRenew.unknownGrace)
+    longest = units.parse_duration(repo.limits.spec.leases.duration.maximum)
+
+    def unknown(lease: Lease, file: str, why: str) -> None:
+        if now - lease.spec.expires > grace:
+            result.expired.append((lease.name, file, lease.spec.expires))
+            result.expired_unknown.append((lease.name, file, f"{why} (grace {units.format_duration(grace)} over)"))
+        else:
+            result.unknown.append((lease.name, file, why))
+
     for _stem, loaded in sorted(repo.leases.items()):
         lease: Lease = loaded.model  # type: ignore[assignment]
         expires = lease.spec.expires
@@ -75,14 +118,14 @@ def decide(repo: Repository, now: datetime, source: ActivitySource | None) -> Pr
             result.expired.append((lease.name, loaded.file, expires))
             continue
         if source is None:
-            result.unknown.append((lease.name, loaded.file, "no telemetry source configured"))
+            unknown(lease, loaded.file, "no telemetry source configured")
             continue
         # Requests in the last moments before expiry reach Prometheus with the next scrape: look a
         # little past `expires` (never past now) so they count.
         try:
             active = source.active(lease, expires - renew.activity_window, min(now, expires + SCRAPE_GRACE))
         except TelemetryError as exc:
-            result.unknown.append((lease.name, loaded.file, str(exc)))
+            unknown(lease, loaded.file, str(exc))
             continue
         if not active:
             result.expired.append((lease.name, loaded.file, expires))
@@ -90,25 +133,32 @@ def decide(repo: Repository, now: datetime, source: ActivitySource | None) -> Pr
         new = expires + renew.renewal_duration
         if new <= now:  # the job ran late: the renewal counts from now
             new = now + renew.renewal_duration
+        # Never past the admin maximum lease duration, counted from now: the renewed file must pass check.
+        new = min(new, now + longest).replace(microsecond=0)
         result.renewed.append(Renewal(lease.name, loaded.file, expires, new, renew.activity_window))
     return result
 
 
-_EXPIRES = re.compile(r"^(?P<head>\s*expires:\s*)(?P<quote>['\"]?)(?P<value>[^'\"#\s]+)(?P=quote)(?P<tail>.*)$")
+def rewrite_expires(text: str, new: datetime) -> str:
+    """Replace the value of `spec.expires` and nothing else, whatever form check accepted: plain,
+    quoted, tagged (`!!timestamp`), with a space before the time, in block or flow style, or on the
+    next line. The span comes from the YAML parser's own marks, so no form is guessed at; the new
+    value is a plain ISO timestamp, valid in block and flow context alike."""
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    node = _child(_child(root, "spec"), "expires")
+    if node is None or not isinstance(node, yaml.ScalarNode):
+        raise ValueError("no scalar spec.expires to rewrite")
+    a, b = node.start_mark.index, node.end_mark.index
+    return text[:a] + new.strftime("%Y-%m-%dT%H:%M:%SZ") + text[b:]
 
 
-def rewrite_expires(text: str, line: int, new: datetime) -> str:
-    """Replace the timestamp on 1-based `line` (the `expires:` line) and nothing else."""
-    lines = text.splitlines(keepends=True)
-    current = lines[line - 1]
-    body = current.rstrip("\r\n")
-    ending = current[len(body):]
-    match = _EXPIRES.match(body)
-    if not match:
-        raise ValueError(f"line {line} is not an `expires:` line: {body!r}")
-    stamp = new.strftime("%Y-%m-%dT%H:%M:%SZ")
-    lines[line - 1] = f"{match['head']}{match['quote']}{stamp}{match['quote']}{match['tail']}{ending}"
-    return "".join(lines)
+def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    for k, v in node.value:
+        if isinstance(k, yaml.ScalarNode) and k.value == key:
+            return v
+    return None
 
 
 def apply(root: Path, repo: Repository, result: PruneResult) -> list[Path]:
@@ -116,9 +166,7 @@ def apply(root: Path, repo: Repository, result: PruneResult) -> list[Path]:
     touched: list[Path] = []
     for renewal in result.renewed:
         path = root / renewal.file
-        loaded = repo.leases[Path(renewal.file).stem]
-        line = loaded.doc.key_pos(("spec", "expires")).line
-        path.write_text(rewrite_expires(path.read_text(encoding="utf-8"), line, renewal.new), encoding="utf-8")
+        path.write_text(rewrite_expires(path.read_text(encoding="utf-8"), renewal.new), encoding="utf-8")
         touched.append(path)
     pooled_gone = False
     for _name, file, _ in result.expired:

@@ -59,6 +59,16 @@ class ScaleToZero(Strict):
     averageValue: Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?m?$")] = "1"
 
 
+class TelemetrySettings(Strict):
+    """Where `tms prune` learns whether an auto-renew lease served requests. `source` is required
+    for auto-renew (check refuses it otherwise); the URL may instead come from the prune job's
+    environment (TMS_PROMETHEUS_URL / TMS_TRITON_URL_TEMPLATE), which wins when both are set."""
+
+    source: Literal["prometheus", "triton"]
+    prometheusUrl: str | None = None
+    tritonUrlTemplate: str | None = None
+
+
 class StackSettings(Strict):
     namespace: DnsLabel = "default"
     partOf: str = "tms-stack"
@@ -69,6 +79,7 @@ class StackSettings(Strict):
     customAnnotations: dict[str, str] = Field(default_factory=dict)
     tls: TlsSettings | None = None
     scaleToZero: ScaleToZero | None = None
+    telemetry: TelemetrySettings | None = None
     # Secret (key `value`) holding the restricted model-repository API key shared by Triton and its agent.
     repoKeySecret: str = "tms-repo-key"
     # How long Triton may take to load its models before Kubernetes restarts it (TMS 1.1 fix).

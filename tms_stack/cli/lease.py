@@ -373,8 +373,7 @@ def renew(name: str,
     if new < lease.spec.expires and not force:
         fail(f"renewing {name} by {length_text} from now ({_ts(new)}) would move its expiry earlier than "
              f"{_ts(lease.spec.expires)}: nothing to do (use --force to shorten it)", EXIT_REFUSED)
-    line = repo.leases[name].doc.key_pos(("spec", "expires")).line
-    written = edit(root, {path: rewrite_expires(path.read_text(), line, new)})
+    written = edit(root, {path: rewrite_expires(path.read_text(), new)})
     data = {"lease": name, "state": "Valid", "expires": _ts(new), "renewalDuration": str(length_text),
             "written": [str(p) for p in written]}
     emit(output, porcelain,

@@ -33,10 +33,9 @@ def register(app: typer.Typer) -> None:
         Example: tms prune --dry-run"""
         from datetime import UTC, datetime
 
-        from tms_stack.activity import ActivitySource, PrometheusActivity, TritonActivity
         from tms_stack.cli.app import parse_now
         from tms_stack.loader import load_repository
-        from tms_stack.prune import apply, decide
+        from tms_stack.prune import apply, decide, telemetry_source
 
         root = resolve_root(root)
         moment = parse_now(now) or datetime.now(UTC)
@@ -48,11 +47,7 @@ def register(app: typer.Typer) -> None:
             for d in repo.unreadable:
                 typer.echo(f"{d.location()}: {d.message}", err=True)
             raise typer.Exit(EXIT_USAGE)
-        source: ActivitySource | None = None
-        if prometheus_url:
-            source = PrometheusActivity(prometheus_url)
-        elif triton_url:
-            source = TritonActivity(triton_url, namespace)
+        source = telemetry_source(root, prometheus_url, triton_url, namespace, stack)
         result = decide(repo, moment, source)
         if not dry_run and result.changed:
             apply(root, repo, result)
@@ -64,9 +59,14 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"warning: {len(result.unknown)} auto-renew lease(s) left alone: activity unknown "
                        "(telemetry unreachable or not configured); nothing was renewed or deleted for them",
                        err=True)
+        for name, file, why in result.expired_unknown:
+            # Loud, but exit 0: the deletion must still be committed and pushed (fail closed).
+            typer.echo(f"warning: {file}: lease {name} expired with activity unknown past the grace: {why}",
+                       err=True)
         if "GITHUB_OUTPUT" in os.environ:
             with open(os.environ["GITHUB_OUTPUT"], "a") as out:
                 out.write(f"changed={'true' if result.changed else 'false'}\n")
+                out.write(f"expired_unknown={len(result.expired_unknown)}\n")
         sys.stdout.flush()
 
     @app.command()

@@ -78,6 +78,9 @@ class AutoRenewLimits(Strict):
     window: DurationLimit = Field(default_factory=lambda: DurationLimit(default="5m", maximum="5m"))
     # Ours: TMS renewed by the lease's renewal duration with no admin bound.
     renewalDuration: DurationLimit = Field(default_factory=lambda: DurationLimit(default="8h", maximum="7d"))
+    # Ours (fail closed, within bounds): an auto-renew lease whose activity stays unknown is kept at
+    # most this long past `expires`; render and the program leave out leases expired longer than it.
+    unknownGrace: Duration = "24h"
 
 
 class ReplicaDefaults(Strict):

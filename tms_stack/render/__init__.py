@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from tms_stack.diagnostics import TmsError
+from tms_stack.expiry import live_leases
 from tms_stack.loader import Repository
 from tms_stack.models import Lease, Pool
 from tms_stack.models.lock import PlacementLock, PoolPlacement
@@ -50,13 +51,15 @@ def render_repository(repo: Repository, settings: StackSettings, lock: Placement
                       now: datetime | None = None) -> list[RenderGroup]:
     """Every object for the repository. Expects a repository that passed `tms check`.
 
-    Expired leases are still rendered: deleting them is the prune job's commit, not a side effect
-    of the clock at render time (so `tms render` and `pulumi up` are reproducible)."""
+    Expired leases are still rendered while within the grace (`autoRenew.unknownGrace`): deleting
+    them is the prune job's commit. Past the grace they are left out (tms_stack/expiry.py), so a
+    lease ends even when prune stops; `now` pins the clock for reproducible output."""
     limits, allowlist, repos = repo.limits, repo.allowlist, repo.repositories.spec
     restricted = limits.spec.triton.enableRestrictedAccess
     triton_args = tuple(log_args(limits.spec.triton.logLevel, limits.spec.triton.traceLevel))
     pools: dict[str, Pool] = {p.name: p for p in repo.all_pools()}
-    leases: dict[str, Lease] = {lease.name: lease for lease in repo.all_leases()}
+    kept, _gone = live_leases(list(repo.all_leases()), limits, now)
+    leases: dict[str, Lease] = {lease.name: lease for lease in kept}
     groups: list[RenderGroup] = []
     missing: list[str] = []
     for name in sorted(leases):

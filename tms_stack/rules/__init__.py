@@ -14,6 +14,7 @@ from tms_stack.rules.names import alias_rules, pool_instance_owner, service_name
 from tms_stack.rules.ownership import ownership_rules
 from tms_stack.rules.policies import policy_rules
 from tms_stack.rules.pools import pool_name_rules, pool_rules
+from tms_stack.rules.telemetry import telemetry_rules
 
 __all__ = ["check_repository", "pool_instance_owner", "service_names"]
 
@@ -33,6 +34,7 @@ def check_repository(repo: Repository, now: datetime | None = None) -> list[Diag
     found.extend(pool_name_rules(ctx))
     for stem, loaded in repo.leases.items():
         found.extend(lease_rules(ctx, stem, loaded, now))
+    found.extend(telemetry_rules(ctx))
     found.extend(alias_rules(ctx))
     found.extend(ownership_rules(ctx))
     found.extend(owner_rules(ctx))

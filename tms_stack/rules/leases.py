@@ -63,6 +63,12 @@ def lease_rules(ctx: Ctx, stem: str, loaded: Loaded, now: datetime) -> Iterator[
                                  f"renewalDuration {spec.autoRenew.renewalDuration} exceeds the admin maximum "
                                  f"{pol.renewalDuration.maximum} "
                                  f"({ctx.policy_ref('Limits', ('spec', 'autoRenew', 'renewalDuration', 'maximum'))})")
+                elif ren > units.parse_duration(limits.leases.duration.maximum):
+                    # Prune's renewal is capped at the maximum duration: a longer one could never happen.
+                    yield ctx.at(loaded, ("spec", "autoRenew", "renewalDuration"), "autorenew.renewal",
+                                 f"renewalDuration {spec.autoRenew.renewalDuration} exceeds the admin maximum lease "
+                                 f"duration {limits.leases.duration.maximum} "
+                                 f"({ctx.policy_ref('Limits', ('spec', 'leases', 'duration', 'maximum'))})")
                 elif ren < timedelta(minutes=1):
                     yield ctx.at(loaded, ("spec", "autoRenew", "renewalDuration"), "autorenew.renewal",
                                  "renewalDuration must be at least 1m")
