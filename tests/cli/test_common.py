@@ -95,3 +95,30 @@ def test_plan_render_error_prints_no_counts(tmp_path: Path) -> None:
     out = tms(repo, "plan", "--base", "HEAD", "--stack", "nope", "--now", "2026-11-22T00:00:00Z")
     assert "could not be rendered" in out.stdout, out
     assert "to create" not in out.stdout
+
+
+def test_help_shows_no_python_type_names() -> None:
+    for args in (["--help"], ["check", "--help"], ["render", "--help"], ["plan", "--help"], ["prune", "--help"]):
+        result = CliRunner().invoke(app, args, env={"COLUMNS": "80"})
+        assert result.exit_code == 0
+        assert "<bool>" not in result.output and "<list[" not in result.output and "<str>" not in result.output
+    assert "--install-completion" in CliRunner().invoke(app, ["--help"]).output
+
+
+def test_check_output_json_is_format_json(tmp_path: Path) -> None:
+    import json
+
+    repo = copy_example(tmp_path / "repo")
+    out = tms(repo, "check", "-o", "json", "--now", "2026-11-22T00:00:00Z")
+    assert out.returncode == 0, out
+    assert isinstance(json.loads(out.stdout), dict)
+
+
+def test_error_is_json_when_json_was_asked(tmp_path: Path) -> None:
+    import json
+
+    out = tms(tmp_path, "check", "-o", "json")
+    assert out.returncode == EXIT_USAGE
+    assert "Traceback" not in out.stderr
+    error = json.loads(out.stdout)
+    assert error["exit_code"] == EXIT_USAGE and "leases/, pools/ or policies/" in error["error"]

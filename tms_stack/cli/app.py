@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from tms_stack.cli.common import TmsGroup
+from tms_stack.cli.common import OutputFormat, TmsGroup, _remember_output
 from tms_stack.cli.common import find_root as _find_root
 
 # cls=TmsGroup: no user error leaves as a traceback (tms_stack/cli/common.py); rich tracebacks off
@@ -85,10 +85,18 @@ def _repo_root(paths: list[Path]) -> tuple[Path, list[str]]:
 def check(
     paths: Annotated[list[Path] | None, typer.Argument(help="repository root, or files/folders to report on")] = None,
     format: Annotated[Format, typer.Option("--format", "-f", help="text | github | json")] = Format.text,
-    now: Annotated[str | None, typer.Option(help="evaluate expiry at this UTC time (default: now)")] = None,
+    now: Annotated[str | None, typer.Option(metavar="TIME", help="evaluate expiry at this UTC time (default: now)")] = None,
+    output: Annotated[OutputFormat | None, typer.Option(
+        "--output", "-o", metavar="text|json", callback=_remember_output,
+        help="same as --format (json: docs/check-json.md)")] = None,
 ) -> None:
-    """Validate every lease, pool and policy. Exit 0 clean, 1 violations, 2 unreadable input."""
+    """Validate every lease, pool and policy. Exit 0 clean, 1 violations, 2 unreadable input.
+
+    Examples: tms check | tms check leases/fraud-detector.yaml | tms check -o json"""
     from tms_stack.check import FORMATTERS, run_check
+
+    if output is not None:
+        format = Format(output.value)
 
     root, only = _repo_root(paths or [])
     progress = None

@@ -166,8 +166,14 @@ class TmsGroup(TyperGroup):
         _json_requested = False
         try:
             return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, ClickException):
+        except (typer.Exit, typer.Abort):
             raise
+        except ClickException as exc:
+            # Usage errors found after `-o json` was parsed come out as JSON too.
+            if not _json_requested:
+                raise
+            typer.echo(json.dumps({"error": exc.format_message(), "exit_code": exc.exit_code}, sort_keys=True))
+            raise typer.Exit(exc.exit_code) from None
         except Exception as exc:  # noqa: BLE001 - classified below; bugs are re-raised
             known = describe(exc)
             if known is None:
@@ -179,3 +185,37 @@ class TmsGroup(TyperGroup):
                 typer.echo(f"error: {message}", err=True)
             sys.stderr.flush()
             raise typer.Exit(code) from None
+
+
+# --- help readable by people -----------------------------------------------------------------------
+
+def _readable_types() -> None:
+    """Typer prints Python type names (`<list[str]>`, `<bool>`) in help; show what to type instead:
+    nothing for flags, TEXT/INTEGER/PATH, and `TEXT...` for repeatable options."""
+    from typer import core
+
+    names = {"str": "TEXT", "int": "INTEGER", "float": "NUMBER", "path": "PATH", "datetime": "TIME"}
+
+    def readable(label: str | None) -> str | None:
+        if label is None:
+            return None
+        inner = label.strip("<>")
+        many = inner.startswith("list[")
+        inner = inner.removeprefix("list[").removesuffix("]")
+        text = names.get(inner.lower(), inner if "|" in inner else inner.upper())
+        return text + ("..." if many else "")
+
+    for cls in (core.TyperOption, core.TyperArgument):
+        original = cls.display_type_rich
+
+        def display_type_rich(self: Any, ctx: Any, _original: Any = original) -> str | None:
+            if self.metavar is not None:
+                return str(self.metavar)
+            if getattr(self, "is_flag", False) or getattr(self, "count", False):
+                return None
+            return readable(_original(self, ctx))
+
+        cls.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_readable_types()
