@@ -33,6 +33,7 @@ def node_cluster(
             if time.monotonic() > deadline:
                 raise TimeoutError(f"node {node.name} not Ready after 90s: {conds}\n{node.log_tail('kubelet')}")
             time.sleep(0.5)
+        node.start_proxy()
         yield kube, node
     finally:
         node.stop()

@@ -32,17 +32,30 @@ PAUSE_IMAGE = "registry.k8s.io/pause:3.9"  # containerd's default name; built he
 CNI_DIRS = ("/usr/lib/cni", "/opt/cni/bin")
 
 
+HELLO_IMAGE = "tms.local/hello:1"
+
+
 def pause_image(root: Path | None = None) -> Path:
     """The sandbox image: a static Go ``pause`` in one layer, cached by its source's hash."""
+    return go_image("pause", PAUSE_IMAGE, root)
+
+
+def hello_image(root: Path | None = None) -> Path:
+    """A static HTTP server on :8080 (tools/images/hello) for Service and probe tests."""
+    return go_image("hello", HELLO_IMAGE, root)
+
+
+def go_image(name: str, ref: str, root: Path | None = None) -> Path:
+    """One static Go binary from tools/images/<name> as a one-layer image, cached by source hash."""
     import hashlib
 
     root = root or build_tools.cache_root()
-    src = ROOT / "tools" / "images" / "pause"
+    src = ROOT / "tools" / "images" / name
     h = hashlib.sha256()
     for p in sorted(src.iterdir()):
         h.update(p.name.encode() + p.read_bytes())
     h.update(build_tools.go_version().encode())
-    out = root / "images" / f"pause-{h.hexdigest()[:12]}.tar"
+    out = root / "images" / f"{name}-{h.hexdigest()[:12]}.tar"
     if out.exists():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -51,7 +64,7 @@ def pause_image(root: Path | None = None) -> Path:
     binary = out.with_suffix(".bin")
     subprocess.run(["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(binary), "."],
                    cwd=src, env=env, check=True)
-    oci.write_image(out, PAUSE_IMAGE, [oci.layer_from({"/pause": binary})], entrypoint=["/pause"])
+    oci.write_image(out, ref, [oci.layer_from({f"/{name}": binary})], entrypoint=[f"/{name}"])
     binary.unlink()
     return out
 
@@ -66,6 +79,7 @@ class Node:
         self.sock = self.dir / "containerd.sock"
         self.bridge = f"tmsn{os.getpid() % 100000}"
         self.procs: list[tuple[str, subprocess.Popen]] = []
+        self.kube_proxy = ""
 
     def ctr(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return subprocess.run(["ctr", "-a", str(self.sock), "-n", "k8s.io", *args],
@@ -112,7 +126,7 @@ state = "{d / 'containerd-state'}"
 """)
         self._spawn("containerd", ["containerd", "--config", str(d / "containerd.toml")])
         _wait(lambda: self.ctr("version", check=False).returncode == 0, 30, lambda: self.log_tail("containerd"))
-        for tar in [pause_image(), *images]:
+        for tar in [pause_image(), hello_image(), *images]:
             self.ctr("images", "import", str(tar))
         (d / "kubelet.yaml").write_text(json.dumps({
             "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
@@ -130,6 +144,21 @@ state = "{d / 'containerd-state'}"
         self._spawn("kubelet", [bins["kubelet"], "--config", str(d / "kubelet.yaml"),
                                 "--root-dir", str(d / "kubelet"), "--kubeconfig", str(self.kubeconfig),
                                 "--hostname-override", self.name, "--node-ip", "127.0.0.1", "--v=1"])
+
+
+    def start_proxy(self) -> None:
+        """kube-proxy (iptables mode), once the node is registered: it takes the node's IP."""
+        (self.dir / "kube-proxy.yaml").write_text(json.dumps({
+            "apiVersion": "kubeproxy.config.k8s.io/v1alpha1", "kind": "KubeProxyConfiguration",
+            "mode": "iptables", "clusterCIDR": "10.244.0.0/24", "hostnameOverride": self.name,
+            "clientConnection": {"kubeconfig": str(self.kubeconfig)},
+            "bindAddress": "127.0.0.1", "healthzBindAddress": f"127.0.0.1:{_free_port()}",
+            "metricsBindAddress": f"127.0.0.1:{_free_port()}",
+            # leave the host's conntrack sysctls alone
+            "conntrack": {"maxPerCore": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
+        }))
+        self._spawn("kube-proxy", [build_node.build_node()["kube_proxy"], "--config", str(self.dir / "kube-proxy.yaml"), "--v=1"])
+        self.kube_proxy = build_node.build_node()["kube_proxy"]
 
     def stop(self) -> None:
         for name, p in reversed(self.procs):
@@ -153,6 +182,12 @@ state = "{d / 'containerd-state'}"
         for m in sorted(mounts, key=len, reverse=True):
             subprocess.run(["umount", "-l", m], check=False, capture_output=True)
         subprocess.run(["ip", "link", "del", self.bridge], check=False, capture_output=True)
+        # the kubelet's KUBE-FIREWALL chain (it drops non-loopback sources to 127.0.0.0/8)
+        for args in (["-D", "INPUT", "-j", "KUBE-FIREWALL"], ["-D", "OUTPUT", "-j", "KUBE-FIREWALL"],
+                     ["-F", "KUBE-FIREWALL"], ["-X", "KUBE-FIREWALL"]):
+            subprocess.run(["iptables", *args], check=False, capture_output=True)
+        if self.kube_proxy:  # its KUBE-* chains in the host's iptables
+            subprocess.run([self.kube_proxy, "--cleanup"], check=False, capture_output=True)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -1,0 +1,3 @@
+module tms-stack/tools/images/hello
+
+go 1.21
