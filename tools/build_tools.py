@@ -501,10 +501,31 @@ def provided_pulumi_dir() -> Path | None:
 
 
 def build_pulumi(root: Path) -> dict[str, Path]:
+    """The Go module proxy first, then the vendored sources (tools/build_pulumi.py), then
+    TMS_PULUMI_BIN_DIR."""
+    errors: list[str] = []
+    try:
+        return _build_pulumi_from_proxy(root)
+    except BuildError as e:
+        errors.append(f"from the Go module proxy: {e}")
+    try:
+        try:
+            from tools import build_pulumi as vendored  # imported as the package `tools`
+        except ImportError:
+            import build_pulumi as vendored  # run as a script: tools/ is on sys.path
+        log("pulumi: the Go module proxy refuses the engine; building from the vendored sources")
+        d = vendored.build_vendored(root, sys.modules[__name__])
+        return {b: d for b in PULUMI_BINARIES}
+    except BuildError as e:
+        errors.append(f"from the vendored sources: {e}")
     provided = provided_pulumi_dir()
     if provided:
         log(f"pulumi: using the binaries in TMS_PULUMI_BIN_DIR={provided}")
         return {b: provided for b in PULUMI_BINARIES}
+    raise BuildError("\n".join(errors))
+
+
+def _build_pulumi_from_proxy(root: Path) -> dict[str, Path]:
     versions = pyproject_versions()
     built: dict[str, Path] = {}
     errors: list[str] = []
