@@ -183,3 +183,24 @@ def test_render_refuses_a_repository_with_errors(example_repo: Path) -> None:
     with pytest.raises(TmsError) as exc:
         render_root(example_repo, "example", NOW)
     assert "leases/ranker.yaml:" in str(exc.value)
+
+
+def test_a_renewal_changes_no_pod_template(tmp_path: Path) -> None:
+    """Issue 11 #2: two renders differing only in a lease's expires give byte-identical pod templates
+    (the expiry stays on object metadata), so `tms lease renew` never rolls a Deployment."""
+    from tests.conftest import copy_example
+
+    def templates(repo: Path) -> dict[str, str]:
+        objs = all_objects(render_root(repo, "example", NOW))
+        return {o["metadata"]["name"]: dump_object(o["spec"]["template"]) for o in objs if o["kind"] == "Deployment"}
+
+    a = copy_example(tmp_path / "a")
+    b = copy_example(tmp_path / "b")
+    path = b / "leases" / "image-classifier.yaml"
+    path.write_text(path.read_text().replace("expires: 2027-01-15T12:00:00Z", "expires: 2027-01-20T12:00:00Z"))
+    before, after = templates(a), templates(b)
+    assert "image-classifier" in before
+    assert before == after
+    dep = _by(all_objects(render_root(b, "example", NOW)), "Deployment", "image-classifier")
+    assert dep["metadata"]["labels"]["tms-stack.dev/expires"] != _by(
+        all_objects(render_root(a, "example", NOW)), "Deployment", "image-classifier")["metadata"]["labels"]["tms-stack.dev/expires"]

@@ -11,7 +11,7 @@ from typing import Any
 from tms_stack import units
 from tms_stack.desired import DESIRED_FILE, DesiredDocument, HttpsSource, S3Source, volume_dir
 from tms_stack.models.policies import RepositoriesSpec
-from tms_stack.render.labels import INSTANCE, image_version, metadata
+from tms_stack.render.labels import EXPIRES, INSTANCE, image_version, metadata
 from tms_stack.render.tritonopts import TLS_DIR, certificate, tls_args, tls_secret
 from tms_stack.resolve import EffectiveResources
 from tms_stack.stack import StackSettings
@@ -196,7 +196,8 @@ def _deployment(w: Workload, settings: StackSettings, region: str | None,
         "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "allowPrivilegeEscalation": False,
                             "readOnlyRootFilesystem": True},
     }
-    pod_labels = dict(w.labels)
+    # The pod template never carries the expiry: a renewal must not roll the Deployment (issue 11, #2).
+    pod_labels = {k: v for k, v in w.labels.items() if k != EXPIRES}
     pod_labels[INSTANCE] = w.name
     pod_labels["app.kubernetes.io/version"] = image_version(w.image)
     pod_spec: dict[str, Any] = {
