@@ -44,6 +44,9 @@ class Plan:
     changed: list[LeaseRow] = field(default_factory=list)
     removed: list[LeaseRow] = field(default_factory=list)
     expiring: list[LeaseRow] = field(default_factory=list)
+    # Expired for longer than the grace: render and the program leave them out (tms_stack/expiry.py).
+    left_out: list[str] = field(default_factory=list)
+    grace: str = ""
     moves: list[tuple[str, str, str]] = field(default_factory=list)       # lease, from, to
     owners: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
@@ -142,6 +145,10 @@ def build_plan(root: Path, base: str, stack: str | None = None, now: datetime | 
         soon = now + timedelta(hours=24)
         plan.expiring = [_row(new, n) for n in sorted(new_names)
                          if new.lease(n).spec.expires <= soon]
+        from tms_stack.expiry import live_leases
+
+        plan.left_out = sorted(lease.name for lease in live_leases(list(new.all_leases()), new.limits, now)[1])
+        plan.grace = str(new.limits.spec.autoRenew.unknownGrace)
         before_place, after_place = _placement(old), _placement(new)
         plan.moves = sorted((lease, before_place[lease], after_place[lease]) for lease in after_place
                             if lease in before_place and before_place[lease] != after_place[lease])
