@@ -104,7 +104,7 @@ def decide(repo: Repository, now: datetime, source: ActivitySource | None) -> Pr
     def unknown(lease: Lease, file: str, why: str) -> None:
         if now - lease.spec.expires > grace:
             result.expired.append((lease.name, file, lease.spec.expires))
-            result.expired_unknown.append((lease.name, file, f"{why} (grace {units.format_duration(grace)} over)"))
+            result.expired_unknown.append((lease.name, file, f"{why} (grace {repo.limits.spec.autoRenew.unknownGrace} over)"))
         else:
             result.unknown.append((lease.name, file, why))
 

@@ -1,4 +1,4 @@
-"""A Prometheus-compatible HTTP endpoint (`/api/v1/query`) that answers with a chosen reply shape,
+"""A Prometheus-compatible HTTP endpoint (`/api/v1/query`, or Triton's `/v2/models/*/stats`) that answers with a chosen reply shape,
 odd ones included: what a proxy, a half-broken Prometheus or a lost scrape looks like to prune.
 Real HTTP on a real socket (prune's own requests code talks to it); only the body is chosen.
 The queries it received are kept, so tests can assert the PromQL that was sent."""
@@ -57,9 +57,8 @@ class OddPrometheus:
                 owner.queries.extend(parse_qs(url.query).get("query", []))
                 if owner.delay:
                     time.sleep(owner.delay)
+                # Any path: the same stub stands in for Triton's statistics API too.
                 status, body = SHAPES[owner.shape]
-                if url.path != "/api/v1/query":
-                    status, body = 404, b"not found"
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
