@@ -62,6 +62,10 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     zip_model(src / "identity", web / "identity.zip", nested=False)
     zip_model(src / "addtwo", web / "private" / "addtwo.zip", nested=True)
     zip_model(src / "broken", web / "broken.zip", nested=True)
+    with zipfile.ZipFile(web / "clash.zip", "w") as zf:  # a file `1` and a folder `1`: FileExistsError
+        zf.writestr("config.pbtxt", 'backend: "python"\n')
+        zf.writestr("1", "not a folder")
+        zf.writestr("1/model.py", "")
     (web / "corrupt.zip").write_bytes(b"PK\x03\x04 this is not really a zip" * 10)
     volume = root / "volume"
     for name in ("addone", "addtwo", "ens"):
@@ -243,6 +247,7 @@ def test_failures_are_reported_and_contained(agent: tuple[Agent, ConfigMapDir], 
     healthy = ("healthy", [https_model(assets, "identity", "identity.zip")])
     bad = [
         ("corrupt", [https_model(assets, "corrupt", "corrupt.zip")], "not a valid zip archive"),
+        ("clash", [https_model(assets, "clash", "clash.zip")], "FileExistsError"),
         ("missing-s3", [s3_model(assets, "ghost", "team/does-not-exist")], "no objects under this prefix"),
         ("no-token", [https_model(assets, "addtwo", "private/addtwo.zip", token=False)], "HTTP 401"),
         ("fails-in-triton", [volume_model(assets, "addone"), https_model(assets, "broken", "broken.zip")],

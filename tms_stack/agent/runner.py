@@ -151,7 +151,11 @@ class Agent:
         for name in todo.unload:
             self._unload(name, observed, delete=True)
         for lease_plan in todo.leases:
-            self._serve_lease(lease_plan, observed, now)
+            try:
+                self._serve_lease(lease_plan, observed, now)
+            except Exception as exc:  # noqa: BLE001 - one lease's bug must not stall the others (issue 11 #5)
+                log.exception("lease %s: unexpected error", lease_plan.lease)
+                self._fail(lease_plan.lease, "-", f"unexpected error: {type(exc).__name__}: {exc}", now, observed)
         self._ready = self.observe().ready if not todo.idle else observed.ready
         self.metrics.observe_ready(self._ready)
 
