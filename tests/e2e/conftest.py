@@ -333,7 +333,9 @@ class ControlPlane:
 
     def add_fake_nodes(self, kube: Kube, count: int = 3) -> None:
         """Nodes that kwok keeps Ready, big enough for every example lease (GPUs included)."""
-        capacity = {"cpu": "64", "memory": "512Gi", "pods": "110", "nvidia.com/gpu": "16", "ephemeral-storage": "1Ti"}
+        # roomy on purpose: every e2e test of the session schedules onto these three nodes, and a
+        # namespace deleted after its test frees its pods only once the controllers catch up
+        capacity = {"cpu": "1000", "memory": "8Ti", "pods": "1000", "nvidia.com/gpu": "64", "ephemeral-storage": "16Ti"}
         for i in range(count):
             name = f"kwok-node-{i}"
             node = {
@@ -406,14 +408,16 @@ _ns_counter = 0
 
 
 @pytest.fixture
-def namespace(kube: Kube, request: pytest.FixtureRequest) -> str:
+def namespace(kube: Kube, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace per test (names are unique within the session)."""
     global _ns_counter
     _ns_counter += 1
     base = "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:40].strip("-")
     name = f"e2e-{_ns_counter}-{base}".strip("-")[:63].rstrip("-")
     kube.ensure_namespace(name)
-    return name
+    yield name
+    # free the fake nodes for the tests that follow (pods, PVCs, HPAs go with the namespace)
+    kube.delete("v1", "Namespace", name)
 
 
 # ---------------------------------------------------------------------------------------------
