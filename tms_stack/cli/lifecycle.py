@@ -77,12 +77,32 @@ def register(app: typer.Typer) -> None:
         now: Annotated[str | None, typer.Option(metavar="TIME", help="evaluate expiry at this UTC time")] = None,
         output: Annotated[Path | None, typer.Option("--output", "-o", metavar="FILE",
                                                     help="write the markdown here")] = None,
+        targets: Annotated[bool, typer.Option(
+            "--targets", help="instead of markdown, the Pulumi URNs whose objects differ from --base, one per "
+                              "line, for `pulumi up --target`; a single `...::**` line means the whole stack "
+                              "(docs/cli.md)")] = False,
     ) -> None:
         """Markdown for the pull-request comment: what merging would change.
 
-        Example: tms plan --base origin/main --output plan.md"""
+        Example: tms plan --base origin/main --output plan.md
+        Example: tms plan --base "$DEPLOYED_SHA" --stack prod --targets -o targets.txt"""
         from tms_stack.cli.app import parse_now
         from tms_stack.plan import build_plan, render_markdown
+
+        if targets:
+            from tms_stack.targets import compute_targets
+
+            t = compute_targets(resolve_root(root), base, stack, parse_now(now))
+            summary = (f"whole stack: {t.reason}" if t.whole_stack else
+                       f"{len(t.groups)} group(s) changed: {', '.join(t.groups[:10]) or 'none'}"
+                       f"{' ...' if len(t.groups) > 10 else ''} ({len(t.urns)} URNs)")
+            typer.echo(f"tms plan --targets: {summary}", err=True)
+            lines = "".join(u + "\n" for u in t.urns)
+            if output:
+                output.write_text(lines)
+            else:
+                typer.echo(lines, nl=False)
+            return
 
         # git's own message (e.g. an unknown --base) reaches the user through the central handler.
         text = render_markdown(build_plan(resolve_root(root), base, stack, parse_now(now)))
