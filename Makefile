@@ -6,8 +6,8 @@ example:  ## validate and render the bundled example repository (no cluster need
 	.venv/bin/tms check --now 2026-11-22T00:00:00Z
 	@# One folder per stack (out/<stack>/): a second Pulumi.<stack>.yaml must not break the example.
 	@for f in Pulumi.*.yaml; do s=$${f#Pulumi.}; s=$${s%.yaml}; \
-	  echo ".venv/bin/tms render --stack $$s -o out/$$s/ --now 2026-11-22T00:00:00Z"; \
-	  .venv/bin/tms render --stack "$$s" -o "out/$$s/" --now 2026-11-22T00:00:00Z || exit $$?; done
+	  echo ".venv/bin/tms render --stack $$s --out out/$$s/ --now 2026-11-22T00:00:00Z"; \
+	  .venv/bin/tms render --stack "$$s" --out "out/$$s/" --now 2026-11-22T00:00:00Z || exit $$?; done
 	@echo
 	@echo "tms is installed in .venv/bin/tms. To run it as plain 'tms':"
 	@echo "  export PATH=\"$(CURDIR)/.venv/bin:\$$PATH\"    (this shell; add it to your shell profile to keep it)"

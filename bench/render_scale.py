@@ -1,4 +1,4 @@
-"""`tms render -o DIR` on a generated repository of 10,000 leases and 50 pools: time and peak RSS.
+"""`tms render --out DIR` on a generated repository of 10,000 leases and 50 pools: time and peak RSS.
 Usage: .venv/bin/python bench/render_scale.py [--leases N] [--pools P]"""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def main() -> None:
         secs, rss, rc = timed([TMS, "pool", "lock", "--no-learn"], repo)
         assert rc == 0
         out = Path(tmp) / "out"
-        secs, rss, rc = timed([TMS, "render", "-o", str(out), "--now", "2026-11-22T00:00:00Z"], repo)
+        secs, rss, rc = timed([TMS, "render", "--out", str(out), "--now", "2026-11-22T00:00:00Z"], repo)
         assert rc == 0, f"tms render failed with exit {rc}"
         files = sum(1 for p in out.rglob("*.yaml"))
         size = sum(p.stat().st_size for p in out.rglob("*.yaml")) / 2**20

@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
 
+from tms_stack import markdown
+from tms_stack.admin_changes import AdminChanges, admin_changes, changed_files_between, changed_files_git
 from tms_stack.check import CheckResult, run_check
 from tms_stack.diagnostics import Severity
 from tms_stack.loader import Repository
@@ -23,6 +26,8 @@ from tms_stack.resolve import effective_lease
 
 MARKER = "<!-- tms-stack-plan -->"
 MAX_ROWS = 50
+# GitHub refuses issue comments longer than this many characters.
+COMMENT_LIMIT = 65_536
 
 
 @dataclass
@@ -54,6 +59,10 @@ class Plan:
     objects: dict[str, list[str]] = field(default_factory=lambda: {"create": [], "update": [], "delete": []})
     objects_note: str = ""
     objects_failed: bool = False
+    # Updated Deployments whose pod template changes: their pods restart (issue 11 #3: the plan
+    # says so; a renewal or a lease added to a pool instance never lands here).
+    restarts: list[str] = field(default_factory=list)
+    admin: AdminChanges = field(default_factory=AdminChanges)
 
 
 def _git(root: Path, *args: str) -> bytes:
@@ -83,11 +92,16 @@ def _row(repo: Repository, name: str) -> LeaseRow:
                     eff.gpus_reserved, f"{lease.spec.expires:%Y-%m-%d %H:%M}Z")
 
 
-def _where(root: Path, sha: str, file: str, line: int) -> str:
+def _where(root: Path, sha: str, file: str, line: int) -> Markup:
+    """file:line as a code span, linked to the file on GitHub when the run knows where that is."""
+    from urllib.parse import quote
+
+    shown = markdown.cell(f"{file}:{line}")
     server, repo = os.environ.get("GITHUB_SERVER_URL"), os.environ.get("GITHUB_REPOSITORY")
     if server and repo and sha:
-        return f"[{file}:{line}]({server}/{repo}/blob/{sha}/{file}#L{line})"
-    return f"`{file}:{line}`"
+        url = f"{server}/{repo}/blob/{quote(sha)}/{quote(file)}#L{line}"
+        return Markup("[{}]({})").format(shown, Markup(quote(url, safe=":/#")))
+    return shown
 
 
 def _placement(repo: Repository) -> dict[str, str]:
@@ -105,21 +119,32 @@ def _placement(repo: Repository) -> dict[str, str]:
     return out
 
 
-def _objects(root: Path, stack: str | None, now: datetime | None) -> dict[str, str]:
+def _objects(root: Path, stack: str | None, now: datetime | None) -> dict[str, tuple[str, str]]:
+    """object key -> (hash of the object, hash of its pod template or "")."""
     from tms_stack.render import all_objects, object_key
     from tms_stack.render.pipeline import render_root
 
-    return {object_key(o): hashlib.sha256(json.dumps(o, sort_keys=True).encode()).hexdigest()
+    def digest(value: Any) -> str:
+        return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+    return {object_key(o): (digest(o), digest(o["spec"]["template"]) if o["kind"] == "Deployment" else "")
             for o in all_objects(render_root(root, stack, now))}
 
 
-def build_plan(root: Path, base: str, stack: str | None = None, now: datetime | None = None) -> Plan:
+def build_plan(root: Path, base: str, stack: str | None = None, now: datetime | None = None,
+               base_dir: Path | None = None) -> Plan:
+    """`base_dir`: the base revision's data is read from this checkout instead of `git archive base`.
+
+    The trusted review (scripts/trusted-review.sh) uses it: no git command runs in the PR's
+    checkout (its .git is not ours to trust), `base` is then only the label shown."""
     now = now or datetime.now(UTC)
     root = root.resolve()
-    try:
-        head_sha = _git(root, "rev-parse", "HEAD").decode().strip()
-    except subprocess.CalledProcessError:
-        head_sha = ""
+    head_sha = ""
+    if base_dir is None:
+        try:
+            head_sha = _git(root, "rev-parse", "HEAD").decode().strip()
+        except subprocess.CalledProcessError:
+            head_sha = ""
     head: CheckResult = run_check(root, now)
     plan = Plan(base=base, head_sha=head_sha)
     for d in head.all():
@@ -127,9 +152,15 @@ def build_plan(root: Path, base: str, stack: str | None = None, now: datetime | 
         (plan.warnings if d.severity is Severity.WARNING else plan.errors).append(entry)
     with tempfile.TemporaryDirectory(prefix="tms-plan-") as tmp:
         base_root = Path(tmp)
-        checkout_base(root, base, base_root)
+        if base_dir is None:
+            checkout_base(root, base, base_root)
+        else:
+            base_root = base_dir.resolve()
         before = run_check(base_root, now)
         old, new = before.repo, head.repo
+        files = (changed_files_git(root, base) if base_dir is None
+                 else changed_files_between(base_root, root))
+        plan.admin = admin_changes(old, new, files)
         old_names, new_names = set(old.leases), set(new.leases)
         for name in sorted(new_names - old_names):
             plan.added.append(_row(new, name))
@@ -172,12 +203,15 @@ def build_plan(root: Path, base: str, stack: str | None = None, now: datetime | 
                 plan.objects["delete"] = sorted(set(before_objs) - set(after_objs))
                 plan.objects["update"] = sorted(k for k in set(after_objs) & set(before_objs)
                                                 if after_objs[k] != before_objs[k])
+                plan.restarts = [k for k in plan.objects["update"] if after_objs[k][1] != before_objs[k][1]]
             except Exception as exc:  # noqa: BLE001 - the plan still helps without the object diff
                 # No "0 to create" under a render error: the counts would claim nothing changes.
                 plan.objects_note = f"objects could not be rendered: {exc}"
                 plan.objects_failed = True
         else:
+            # Not rendered either: no "0 to create, 0 to update, 0 to delete" line (issue 14).
             plan.objects_note = "fix the errors above to see the objects that will change"
+            plan.objects_failed = True
     return plan
 
 
@@ -209,7 +243,30 @@ def _owners(old: Repository, new: Repository) -> list[dict[str, Any]]:
             or r["over"]]
 
 
-def render_markdown(plan: Plan) -> str:
+def render_markdown(plan: Plan, limit: int = COMMENT_LIMIT) -> str:
+    """The comment, at most `limit` characters: fewer rows per table first, then only the
+    admin-owned changes and the counts, saying what was cut (never a silently truncated table)."""
+    # autoescape: a value that reaches the template without a filter is at least HTML-escaped;
+    # user values go through `code`/`cell`/`text` (tms_stack/markdown.py) for markdown too.
     env = Environment(loader=PackageLoader("tms_stack", "templates"), undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-    return env.get_template("plan.md.j2").render(plan=plan, marker=MARKER, max_rows=MAX_ROWS)
+                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=True)
+    env.filters.update(code=markdown.code, cell=markdown.cell, text=markdown.text)
+    template = env.get_template("plan.md.j2")
+    full = None
+    for rows in (MAX_ROWS, 20, 5):
+        out = template.render(plan=plan, marker=Markup(MARKER), max_rows=rows, shortened=rows != MAX_ROWS, limit=limit,
+                              compact=False, full_size=full)
+        if len(out) <= limit:
+            return out
+        full = full or len(out)
+    out = template.render(plan=plan, marker=Markup(MARKER), max_rows=5, shortened=True, compact=True,
+                          full_size=full, limit=limit)
+    if len(out) <= limit:
+        return out
+    # Only an admin section of pathological size gets here (its lists are capped at 100 lines each).
+    status = (f":x: **{len(plan.errors)} policy violation(s)**" if plan.errors else
+              ":white_check_mark: `tms check` passes")
+    note = (f"\n\n{status}; {len(plan.added)} lease(s) added, {len(plan.changed)} changed, {len(plan.removed)} "
+            f"removed, {len(plan.expiring)} expiring within 24 hours.\n\n"
+            f"_The rest of this plan was cut: GitHub comments are limited to {limit:,} characters._\n")
+    return out[:out.rfind("\n", 0, limit - len(note))] + note

@@ -12,6 +12,11 @@ from tms_stack.models.lock import PlacementLock, PoolPlacement
 from tms_stack.placement import Demand, PlacementResult, PoolShape, place, rebalance
 
 LOCK_DISPLAY = f"pools/{LOCK_FILE}"
+# Exactly what to run when check finds the lock stale (issue 14: the fix was undocumented).
+STALE_FIX = (f"tms pool lock && git add {LOCK_DISPLAY} && "
+             f"git commit -m 'pools: recompute placement' {LOCK_DISPLAY}")
+STALE_WHY = (" (a pooled lease or pool was added, changed or removed without it, or main was merged "
+             "in; the merge driver of docs/pools.md recomputes it during merges)")
 
 
 def shape_of(pool: Pool) -> PoolShape:
@@ -70,13 +75,17 @@ def lock_rules(repo: Repository, now: datetime | None = None) -> list[Diagnostic
     """`tms check`: leases that cannot be placed, and a lock that differs from what `tms pool lock` writes.
 
     Never touches the network: only declared and cached backends are used."""
-    from tms_stack.diagnostics import TmsError
+    from tms_stack.diagnostics import TmsError, UnreadableInput
     from tms_stack.lockfile import read_lock
 
     if repo.invalid_policies or (not repo.pools and not any(l.spec.pool for l in repo.all_leases())):
         return []
     try:
         lock = read_lock(repo.root)
+    except UnreadableInput as exc:
+        # Conflict markers or broken YAML: unreadable input, exit 2 like any other (docs/cli.md).
+        repo.unreadable.extend(exc.diagnostics or [Diagnostic(LOCK_DISPLAY, 1, 1, "yaml", str(exc))])
+        return []
     except TmsError as exc:
         return exc.diagnostics or [Diagnostic(LOCK_DISPLAY, 1, 1, "lock.invalid", str(exc))]
     pool_names = {p.name for p in repo.all_pools()}
@@ -104,7 +113,7 @@ def lock_rules(repo: Repository, now: datetime | None = None) -> list[Diagnostic
         )
         what = f"placement of {', '.join(changed)}" if changed else "learned backends"
         return [Diagnostic(LOCK_DISPLAY, 1, 1, "lock.stale",
-                           f"the lock is stale ({what} changed): run `tms pool lock` and commit {LOCK_DISPLAY}")]
+                           f"the lock is stale ({what} changed): run `{STALE_FIX}`{STALE_WHY}")]
     return []
 
 

@@ -21,6 +21,9 @@ class PrometheusSettings(Strict):
     podMonitorLabels: dict[str, str] = Field(default_factory=lambda: {"release": "prometheus"})
     ruleLabels: dict[str, str] = Field(default_factory=lambda: {"release": "prometheus"})
     scrapeInterval: Duration = "15s"
+    # Where Prometheus runs: the rendered NetworkPolicies let this namespace (and only it) reach the
+    # metrics and agent ports (render/access.py).
+    namespace: DnsLabel = "monitoring"
 
 
 KEY_SIZES = {"RSA": (2048, 4096, 8192), "ECDSA": (256, 384, 521)}
@@ -80,8 +83,6 @@ class StackSettings(Strict):
     tls: TlsSettings | None = None
     scaleToZero: ScaleToZero | None = None
     telemetry: TelemetrySettings | None = None
-    # Secret (key `value`) holding the restricted model-repository API key shared by Triton and its agent.
-    repoKeySecret: str = "tms-repo-key"
     # How long Triton may take to load its models before Kubernetes restarts it (TMS 1.1 fix).
     startupTimeout: Duration = "1h"
     # Pulumi waits this long for a Deployment to become ready (pulumi.com/timeoutSeconds).
@@ -160,6 +161,11 @@ def stack_rules(repo: Any, now: Any = None) -> list[Diagnostic]:
     found: list[Diagnostic] = []
     for name in _stacks(repo.root):
         path = repo.root / f"Pulumi.{name}.yaml"
+        if path.is_symlink() or not path.is_file():
+            found.append(Diagnostic(path.name, 0, 0, "files.layout",
+                                    f"{path.name} is {'a symbolic link' if path.is_symlink() else 'not a file'}: "
+                                    "stack files must be regular files (nothing was read)"))
+            continue
         try:
             settings_from_document(parse_file(path, path.name))
         except UnreadableInput as exc:

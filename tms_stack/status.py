@@ -42,6 +42,9 @@ class ClusterView:
     models: dict[str, bool] | None = None
     failures: int = 0
     agent_note: str | None = None
+    # Why the agent gave up on this lease last (its /ready body): a pool instance stays Ready while
+    # one of its leases fails (issue 11 #4), so this is where that lease's owner reads the reason.
+    failure: str | None = None
 
 
 _SAMPLE = re.compile(r'^(tms_agent_model_ready|tms_agent_model_load_failures_total)\{([^}]*)\}\s+(\S+)$')
@@ -68,6 +71,26 @@ def agent_readiness(metrics: str, lease: str) -> tuple[dict[str, bool], int]:
         else:
             failures += int(value)
     return models, failures
+
+
+MAX_REASON = 400
+
+
+def agent_failure(ready_body: str, lease: str) -> str | None:
+    """This lease's failure reason from the agent's `/ready` JSON (`{"failed": {lease: reason}}`),
+    made printable (control characters dropped, length capped): it quotes Triton and source errors."""
+    import json
+
+    try:
+        detail = json.loads(ready_body)
+    except (ValueError, TypeError):
+        return None
+    failed = detail.get("failed") if isinstance(detail, dict) else None
+    reason = failed.get(lease) if isinstance(failed, dict) else None
+    if not isinstance(reason, str) or not reason.strip():
+        return None
+    text = " ".join("".join(c if c.isprintable() else " " for c in reason).split())
+    return text if len(text) <= MAX_REASON else text[:MAX_REASON - 1] + "…"
 
 
 @dataclass
@@ -133,7 +156,9 @@ def assess(expires: datetime, now: datetime, view: ClusterView | None) -> tuple[
         if not waiting:
             return "Valid", readied, None
         if view.failures:
-            return "Invalid", None, f"not loaded: {', '.join(waiting)} ({view.failures} failed fetch/load attempt(s))"
+            why = f": {view.failure}" if view.failure else ""
+            return "Invalid", None, (f"not loaded: {', '.join(waiting)} ({view.failures} failed fetch/load "
+                                     f"attempt(s)){why}")
         return "Pending", None, f"loading: {', '.join(waiting)}"
     return "Valid", readied, view.agent_note
 
@@ -206,6 +231,15 @@ def _agent(core: Any, namespace: str, pod: str, lease: str, view: ClusterView) -
         return
     models, failures = agent_readiness(str(text), lease)
     view.models, view.failures = models or None, failures
+    if failures:
+        try:
+            body = core.connect_get_namespaced_pod_proxy_with_path(f"{pod}:{AGENT_PORT}", namespace, "ready",
+                                                                   _request_timeout=TIMEOUT_S)
+        except ApiException as exc:  # 503 while a bespoke lease's model is not READY: the body still says why
+            body = exc.body
+        except (HTTPError, OSError):
+            body = None
+        view.failure = agent_failure(body.decode(errors="replace") if isinstance(body, bytes) else str(body), lease)
 
 
 def read_cluster(deployment: str, namespace: str, kubeconfig: str | None = None,

@@ -242,6 +242,11 @@ def _refuse_deep(text: str, file: str) -> None:
 
 def parse_file(path: Path, display: str | None = None) -> Document:
     name = display or str(path)
+    # A link in a pull request may point anywhere on the machine that reviews it (its contents
+    # would be quoted in error excerpts); folders refuse links by name (files.layout), this is the
+    # backstop for every other file (stack files, the lock).
+    if path.is_symlink():
+        raise _unreadable(name, 0, 0, "is a symbolic link: not read (commit the file itself)")
     try:
         raw = path.read_bytes()
     except OSError as exc:

@@ -21,3 +21,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 echo "node: containerd $(containerd --version | awk '{print $3}'), runc $(runc --version | head -1 | awk '{print $3}')"
 python3 "$root/tools/build_node.py"
+# The Triton and agent images the node's pods run (cached layers; the first build takes minutes).
+# A failure here does not stop the rest of the suite: the node tests build them again and fail
+# with the same message (tools/build_images.py needs root, mmdebstrap and a Debian host's apt sources).
+if [ -x "$root/.venv/bin/python" ]; then
+  "$root/.venv/bin/python" "$root/tools/build_images.py" >/dev/null \
+    || echo "node: WARNING: the node images did not build (see above); tests/e2e/node will fail" >&2
+fi

@@ -47,7 +47,7 @@ def test_plan_unknown_base_shows_gits_message(tmp_path: Path) -> None:
     assert "nope" in out.stderr and "error:" in out.stderr
 
 
-@pytest.mark.parametrize("args", [["render", "-o", "out"], ["prune", "--dry-run"], ["plan"]])
+@pytest.mark.parametrize("args", [["render", "--out", "out"], ["prune", "--dry-run"], ["plan"]])
 def test_outside_a_repository_is_a_usage_error(tmp_path: Path, args: list[str]) -> None:
     out = tms(tmp_path, *args)
     assert out.returncode == EXIT_USAGE, out

@@ -331,11 +331,12 @@ class ControlPlane:
                 120,
             )
 
-    def add_fake_nodes(self, kube: Kube, count: int = 3) -> None:
+    def add_fake_nodes(self, kube: Kube, count: int = 3, capacity: dict[str, str] | None = None) -> None:
         """Nodes that kwok keeps Ready, big enough for every example lease (GPUs included)."""
         # roomy on purpose: every e2e test of the session schedules onto these three nodes, and a
         # namespace deleted after its test frees its pods only once the controllers catch up
-        capacity = {"cpu": "1000", "memory": "8Ti", "pods": "1000", "nvidia.com/gpu": "64", "ephemeral-storage": "16Ti"}
+        capacity = capacity or {"cpu": "1000", "memory": "8Ti", "pods": "1000", "nvidia.com/gpu": "64",
+                                "ephemeral-storage": "16Ti"}
         for i in range(count):
             name = f"kwok-node-{i}"
             node = {

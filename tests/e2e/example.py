@@ -88,8 +88,8 @@ class ExampleRepo:
         return p
 
     def render(self, out: Path) -> dict[Key, OBJ]:
-        """`tms render -o OUT`: every object, by (apiVersion, kind, namespace, name)."""
-        self.tms("render", "-o", str(out), "--stack", STACK)
+        """`tms render --out OUT`: every object, by (apiVersion, kind, namespace, name)."""
+        self.tms("render", "--out", str(out), "--stack", STACK)
         objs: dict[Key, OBJ] = {}
         for f in sorted(out.rglob("*.y*ml")):
             for doc in yaml.safe_load_all(f.read_text()):
@@ -140,8 +140,6 @@ def create_admin_prerequisites(kube: Kube, repo: ExampleRepo) -> list[str]:
             for h in spec.get("https") or []:
                 if h.get("secretName"):
                     secrets.add(h["secretName"])
-    settings = (yaml.safe_load(repo.stack_file.read_text()) or {}).get("config") or {}
-    secrets.add(settings.get("tms-stack:repoKeySecret", "tms-repo-key"))
     for name in sorted(secrets):
         kube.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns},
                     "stringData": {"value": "e2e-placeholder"}})

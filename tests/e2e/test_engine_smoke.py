@@ -4,6 +4,7 @@ Pulumi engine driving the real Kubernetes provider against it (a throwaway progr
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -123,6 +124,18 @@ def test_pulumi_up_preview_update_destroy_against_the_api_server(
     plugins = Path(pulumi_env["PULUMI_HOME"]) / "plugins"
     assert not any(p.name.startswith("resource-kubernetes") for p in plugins.glob("*")), list(plugins.glob("*"))
 
+    # refresh: what was deleted behind the engine's back leaves the state, and the next up
+    # recreates it (what the scheduled reconcile relies on after a hand edit of the cluster)
+    kube.delete("v1", "ConfigMap", "smoke", namespace)
+    pulumi.run("refresh", "--yes", "--skip-preview")
+    state = json.loads(pulumi.run("stack", "export").stdout)
+    kinds = {r["type"] for r in state["deployment"]["resources"]}
+    assert "kubernetes:core/v1:ConfigMap" not in kinds and "kubernetes:apps/v1:Deployment" in kinds, kinds
+    pulumi.up()
+    assert kube.get("v1", "ConfigMap", "smoke", namespace)["data"] == {"value": "2"}
+    assert kube.get("apps/v1", "Deployment", "smoke", namespace)["metadata"]["uid"] == uid
+    pulumi.run("refresh", "--yes", "--skip-preview", "--expect-no-changes")
+
     pulumi.run("destroy", "--yes", "--skip-preview")
     assert kube.get("v1", "ConfigMap", "smoke", namespace) is None
     assert kube.get("monitoring.coreos.com/v1", "PodMonitor", "smoke", namespace) is None
@@ -162,3 +175,34 @@ def test_fake_nodes_run_deployments_to_available_and_fill_endpoints(kube: Kube, 
         time.sleep(0.5)
     pods = kube.list("v1", "Pod", namespace, "app=kwok-smoke")
     assert {p["spec"]["nodeName"].startswith("kwok-node-") for p in pods} == {True}
+
+
+def test_the_engine_runs_the_recorded_cli_and_provider_versions(
+    pulumi_factory, pulumi_tools: list[str], namespace: str, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    """The pair the tests really use: `pulumi version`, and the version the provider itself answers
+    the engine (GetPluginInfo, from PULUMI_DEBUG_GRPC's log of every gRPC call; the language host
+    answers the CLI's version). Built from the
+    vendored sources, both must be what tools/build_pulumi.py records in its `.complete`
+    (docs/real-engine.md names them)."""
+    project = write_pulumi_project(tmp_path / "versions", "tms-e2e-versions", SMOKE_PROGRAM)
+    pulumi = pulumi_factory(project, "versions")
+    pulumi.run("config", "set", "namespace", namespace)
+    cli = pulumi.run("version").stdout.strip()
+    grpc_log = tmp_path / "grpc.json"
+    pulumi.env = {**pulumi.env, "PULUMI_DEBUG_GRPC": str(grpc_log)}
+    pulumi.preview()
+    answers: dict[str, set[str]] = {}  # one line when a call starts, one with the response when it ends
+    for line in grpc_log.read_text().splitlines():
+        entry = json.loads(line)
+        if entry.get("method", "").endswith("/GetPluginInfo") and "response" in entry:
+            answers.setdefault(entry["method"], set()).add(entry["response"].get("version"))
+    assert answers.get("/pulumirpc.LanguageRuntime/GetPluginInfo") == {cli}, answers
+    assert len(answers.get("/pulumirpc.ResourceProvider/GetPluginInfo", ())) == 1, answers
+    (provider,) = answers["/pulumirpc.ResourceProvider/GetPluginInfo"]
+    recorded = [json.loads(p.read_text()) for p in (Path(d) / ".complete" for d in pulumi_tools) if p.exists()]
+    vendored = [r for r in recorded if "provider" in r]
+    if vendored:  # built from ../shared/vendor: the recorded pair, nothing else
+        assert (cli, provider) == (vendored[0]["cli"], vendored[0]["provider"]), (cli, provider, vendored[0])
+    else:  # the Go module proxy's pins or TMS_PULUMI_BIN_DIR: at least a real answer from both
+        assert cli.startswith("v3.") and provider and provider.startswith("4."), (cli, provider)

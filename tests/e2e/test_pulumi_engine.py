@@ -173,3 +173,52 @@ def test_plugins_come_from_path_and_nothing_is_downloaded(
     pulumi.preview()
     listed = json.loads(pulumi.run("plugin", "ls", "--json").stdout or "null") or []
     assert listed == [], listed
+
+
+def test_a_targeted_up_of_tms_plan_targets_leaves_nothing_for_a_full_up(
+    example: tuple[ExampleRepo, Pulumi], kube: Kube, namespace: str, tmp_path: Path
+) -> None:
+    """What deploy uses at fleet scale (bench/RESULTS.md): `pulumi up --target` of the URNs that
+    `tms plan --targets` names. A changed, an added and a removed lease (pooled: its pool
+    instance changes too) reach the API server, and a whole-stack preview then wants nothing:
+    the targets were complete."""
+    import subprocess
+
+    repo, pulumi = example
+    pulumi.up()
+    before = repo.render(tmp_path / "before")
+    uids = {k: v["metadata"]["uid"] for k, v in live_objects(kube, before).items() if v}
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run(["git", "init", "-q"], cwd=repo.path, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=repo.path, check=True)
+    subprocess.run([*git, "commit", "-qm", "deployed"], cwd=repo.path, check=True)
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo.path, check=True, capture_output=True,
+                         text=True).stdout.strip()
+    # the deployed commit, recorded on the stack as docs/lifecycle.md tells deploy.yml to
+    pulumi.run("stack", "tag", "set", "tms:deployed", sha)
+
+    ic = repo.lease_file("image-classifier")
+    ic.write_text(ic.read_text().replace("name: resnet50", "name: resnet101"))
+    repo.lease_file("speech").write_text(
+        "apiVersion: tms-stack/v1\nkind: Lease\nmetadata: {name: speech, owner: team-risk}\n"
+        "spec:\n  models: [{name: asr, uri: 'model://s3-models/speech/asr'}]\n  expires: 2027-06-01T12:00:00Z\n"
+        "  triton: {resources: {gpu: 1}}\n")
+    repo.lease_file("ranker").unlink()
+    repo.tms("pool", "lock")
+    base = pulumi.run("stack", "tag", "get", "tms:deployed").stdout.strip()
+    assert base == sha
+    urns = [u for u in repo.tms("plan", "--base", base, "--stack", STACK, "--targets").stdout.splitlines() if u]
+    assert urns and not any(u.endswith("**") for u in urns), urns
+    assert not [u for u in urns if "::fraud-detector" in u], "an untouched lease was targeted"
+
+    pulumi.up(*[f"--target={u}" for u in urns])
+    after = repo.render(tmp_path / "after")
+    live = assert_server_holds(kube, after)
+    gone = [fmt(k) for k in set(before) - set(after) if kube.get(k[0], k[1], k[3], k[2] or None) is not None]
+    assert not gone, f"left behind by the targeted up: {gone}"
+    # an object whose rendering did not change keeps its uid (a changed ConfigMap is replaced:
+    # the provider treats ConfigMaps as immutable, as a full up would)
+    replaced = [fmt(k) for k in set(after) & set(before) if before[k] == after[k] and live[k]["metadata"]["uid"] != uids[k]]
+    assert not replaced, f"recreated by the targeted up although unchanged: {replaced}"
+    noop = _changes(pulumi.preview_json())
+    assert not noop, f"the targets missed changes a full up would make: {noop}"

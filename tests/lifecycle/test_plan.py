@@ -53,3 +53,32 @@ def test_plan_shows_violations_with_links(example_repo: Path) -> None:
     assert ":x: **1 policy violation(s)**" in out.stdout
     assert "(https://github.com/acme/fleet/blob/" in out.stdout and "leases/fraud-detector.yaml#L22)" in out.stdout
     assert "fix the errors above to see the objects that will change" in out.stdout
+
+
+def test_plan_names_the_pods_that_restart_and_only_those(example_repo: Path) -> None:
+    """A renewal and a pooled lease that needs a Secret no tenant used restart nothing (issue 11
+    #2, #3); more GPUs for a bespoke lease restarts its pods, and the plan says so."""
+    import json
+
+    from tests.render.test_pod_semantics import _add_private_lease
+
+    git(example_repo, "init", "-q", "-b", "main")
+    git(example_repo, "add", "-A")
+    git(example_repo, "commit", "-qm", "base")
+    fd = example_repo / "leases" / "fraud-detector.yaml"
+    fd.write_text(fd.read_text().replace("expires: 2027-06-30T18:00:00Z", "expires: 2027-08-30T18:00:00Z"))
+    _add_private_lease(example_repo)
+
+    def plan() -> dict:
+        out = subprocess.run([TMS, "plan", "--base", "main", "--now", "2026-11-22T00:00:00Z", "-o", "json"],
+                             cwd=example_repo, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+    quiet = plan()
+    assert "Deployment/triton/fraud-detector" in quiet["objects"]["update"]  # its metadata: the expiry
+    assert "ConfigMap/triton/shared-t4-pool-0" in quiet["objects"]["update"]
+    assert "Deployment/triton/shared-t4-pool-0" not in quiet["objects"]["update"]
+    assert quiet["restarts"] == []
+    fd.write_text(fd.read_text().replace("gpu: 2,", "gpu: 3,"))
+    assert plan()["restarts"] == ["Deployment/triton/fraud-detector"]

@@ -74,7 +74,7 @@ def test_render_in_2030_renders_none_of_the_examples_leases(example_repo: Path, 
     leases = sorted(p.stem for p in (example_repo / "leases").glob("*.yaml"))
     for when, expected in (("2030-01-01T00:00:00Z", []), (ts(T0), leases)):
         out_dir = tmp_path / when[:4]
-        out = subprocess.run([TMS, "render", "-o", str(out_dir), "--now", when], cwd=example_repo,
+        out = subprocess.run([TMS, "render", "--out", str(out_dir), "--now", when], cwd=example_repo,
                              capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr
         rendered = sorted(p.name for p in (out_dir / "lease").iterdir()) if (out_dir / "lease").exists() else []

@@ -84,7 +84,7 @@ def test_lease_create_refusals(repo: Path, args: list[str], message: str) -> Non
 
 def test_lease_create_refuses_an_existing_lease(repo: Path) -> None:
     out = run(repo, "lease", "create", "ranker", "--owner", "x", "-m", "name=m,uri=model://s3-models/m", ok=False)
-    assert out.returncode == 1 and "exists already" in out.stderr
+    assert out.returncode == 3 and "exists already" in out.stderr  # a conflict (docs/cli.md)
 
 
 def test_list_and_status(repo: Path) -> None:
@@ -133,7 +133,7 @@ def test_names_create_move_delete_keep_comments(repo: Path) -> None:
     ic = (repo / "leases" / "image-classifier.yaml").read_text()
     assert ic.startswith("# Bespoke lease with every Triton setting") and "names: [vision]" in ic
     refused = run(repo, "lease", "name", "create", "fraud", "image-classifier", ok=False)
-    assert refused.returncode == 1 and "already refers to lease fraud-detector" in refused.stderr
+    assert refused.returncode == 3 and "already refers to lease fraud-detector" in refused.stderr
     wrong = run(repo, "lease", "name", "move", "fraud", "ranker", "image-classifier", ok=False)
     assert wrong.returncode == 1 and "refers to lease fraud-detector, not ranker" in wrong.stderr
     run(repo, "lease", "name", "move", "fraud", "fraud-detector", "image-classifier")
@@ -173,7 +173,7 @@ def test_pool_verbs(repo: Path) -> None:
         "--owner", "team-platform")
     assert "a100-large-pool" in run(repo, "pool", "list").stdout
     dup = run(repo, "pool", "create", "A100-Large-Pool", "-q", "4", ok=False)
-    assert dup.returncode == 1 and "case-insensitive" in dup.stderr
+    assert dup.returncode == 3 and "case-insensitive" in dup.stderr
     refused = run(repo, "pool", "create", "tiny", "-q", "4", ok=False)
     assert refused.returncode == 1 and "8-512 characters" in refused.stderr
     in_use = run(repo, "pool", "delete", "shared-t4-pool", ok=False)

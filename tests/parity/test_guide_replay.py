@@ -158,7 +158,7 @@ def test_the_guides_command_lines(scenario: str, guide_repo: Path) -> None:
         if step.expect == "ok":
             assert out.returncode == 0, context
         else:
-            assert out.returncode == 1 and out.stderr.startswith("tms: "), context
+            assert out.returncode == 1 and out.stderr.startswith("error: "), context
         assert step.says in said, context
         if step.capture:
             env[step.capture] = said.split("\n", 1)[0].removeprefix("Lease ").strip()

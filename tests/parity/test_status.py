@@ -73,3 +73,26 @@ def test_per_model_readiness_from_the_agent_decides_a_pooled_lease() -> None:
     assert assess(EXPIRES, NOW, ClusterView(dep(1, available), models=ok))[0] == "Valid"
     unknown = ClusterView(dep(1, available), agent_note="per-model readiness unknown")
     assert assess(EXPIRES, NOW, unknown) == ("Valid", datetime(2026, 11, 21, 10, tzinfo=UTC), "per-model readiness unknown")
+
+
+def test_the_agents_reason_reaches_a_pooled_leases_status() -> None:
+    """The pool instance is Ready (first pass done) while `ranker` fails: status says why, from
+    the agent's /ready body, printable and capped."""
+    import json
+
+    from tms_stack.status import MAX_REASON, agent_failure
+
+    body = json.dumps({"ready": True, "notReady": {"ranker": ["ranker_onnx"]},
+                       "failed": {"ranker": "Triton failed to load ranker_onnx: bad\x1b[31m config\n"}})
+    reason = agent_failure(body, "ranker")
+    assert reason == "Triton failed to load ranker_onnx: bad [31m config"
+    assert agent_failure(body, "chat-small") is None
+    assert agent_failure("not json", "ranker") is None and agent_failure("None", "ranker") is None
+    assert agent_failure(json.dumps({"failed": ["x"]}), "ranker") is None
+    long = agent_failure(json.dumps({"failed": {"ranker": "x" * 5000}}), "ranker")
+    assert long is not None and len(long) == MAX_REASON and long.endswith("…")
+    available = {"type": "Available", "status": "True", "lastTransitionTime": "2026-11-21T10:00:00Z"}
+    view = ClusterView(dep(1, available), models={"ranker_onnx": False, "tok": True}, failures=3, failure=reason)
+    state, _, note = assess(EXPIRES, NOW, view)
+    assert state == "Invalid" and note == (
+        "not loaded: ranker_onnx (3 failed fetch/load attempt(s)): Triton failed to load ranker_onnx: bad [31m config")

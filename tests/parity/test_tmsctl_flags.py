@@ -181,11 +181,11 @@ def test_pool_flags(repo: Path) -> None:
     spec = yaml.safe_load((repo / "pools" / "gpu_a100_pool.yaml").read_text())["spec"]
     assert spec == {"instanceQuota": 4, "instances": {"min": 1, "max": 32}, "backendUniqueness": False,
                     "triton": {"image": "nvcr.io/nvidia/tritonserver:23.09-py3", "resources": {"cpu": 8, "gpu": 1}}}
-    tms(repo, "pool", "create", "GPU_A100_POOL", "--instance-quota", "4", code=1)  # case-insensitive
+    tms(repo, "pool", "create", "GPU_A100_POOL", "--instance-quota", "4", code=3)  # exists (case-insensitive)
     tms(repo, "pool", "create", "quota_zero_pool", "-q", "0", code=2)
     tms(repo, "pool", "create", "not_allowed_pool", "-q", "4", "--triton-container",
         "nvcr.io/nvidia/tritonserver:23.08-py3", code=1)
-    assert "gpu_a100_pool 4 1..32 0 false" in tms(repo, "pool", "list", "-v")
+    assert "gpu_a100_pool 4 1..32 0 false" in " ".join(tms(repo, "pool", "list", "-v").split())  # aligned columns
     tms(repo, "lease", "create", "-m", M + ",backend=python", "-p", "gpu_a100_pool", "--quota", "2")
     tms(repo, "pool", "lock", "--no-learn")
     status = json.loads(tms(repo, "pool", "status", "Gpu_A100_Pool", "-v", "-o", "json"))
@@ -224,7 +224,7 @@ def test_share_triton_by_default_pools_a_lease_created_without_triton_options(re
 
 def test_a_generated_name_never_overwrites_a_broken_lease_file(repo: Path) -> None:
     (repo / "leases" / "my-model.yaml").write_text("not: [a lease\n")
-    assert tms(repo, "lease", "create", "-m", M, code=3).startswith("tms: unreadable files")
+    assert tms(repo, "lease", "create", "-m", M, code=2).startswith("error: unreadable file leases/my-model.yaml:")
     (repo / "leases" / "my-model.yaml").write_text("apiVersion: tms-stack/v1\nkind: Lease\n")  # schema-invalid
     assert tms(repo, "lease", "create", "-m", M).startswith("Lease my-model-2\n")
     assert (repo / "leases" / "my-model.yaml").read_text() == "apiVersion: tms-stack/v1\nkind: Lease\n"

@@ -25,7 +25,7 @@ def test_rules_pass_promtool_check(promtool: str, tmp_path: Path) -> None:
     rules.write_text(rules_file())
     out = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "SUCCESS: 5 rules found" in out.stdout
+    assert "SUCCESS: 6 rules found" in out.stdout
 
 
 def test_promtool_check_catches_a_broken_rule(promtool: str, tmp_path: Path) -> None:
@@ -61,6 +61,12 @@ def _unit_test(rules: Path) -> dict:
                  "values": "0x60"},
                 {"series": 'tms_agent_lease_expiry_timestamp_seconds{namespace="triton",pod="p",lease="fraud-detector"}',
                  "values": "1800x60"},
+                # A pool instance pod hosting two leases: `good` ready throughout, `bad` never, and
+                # `late` not ready for 5 minutes, then ready (no alert: below the 10-minute `for`).
+                {"series": 'tms_agent_lease_ready{namespace="triton",pod="pool-0-x",lease="good"}', "values": "1x60"},
+                {"series": 'tms_agent_lease_ready{namespace="triton",pod="pool-0-x",lease="bad"}', "values": "0x60"},
+                {"series": 'tms_agent_lease_ready{namespace="triton",pod="pool-0-x",lease="late"}',
+                 "values": "0x20 1x40"},
             ],
             "promql_expr_test": [
                 {"expr": "tms_queue_time_us", "eval_time": "4m",
@@ -88,6 +94,13 @@ def _unit_test(rules: Path) -> dict:
                         "description": "Renew it with `tms lease renew fraud-detector` and merge, or let the "
                                        "prune job remove it."}}]},
                 {"alertname": "TmsLeaseExpiringSoon", "eval_time": "31m", "exp_alerts": []},
+                {"alertname": "TmsLeaseNotReady", "eval_time": "9m", "exp_alerts": []},
+                {"alertname": "TmsLeaseNotReady", "eval_time": "12m", "exp_alerts": [{
+                    "exp_labels": {"severity": "warning", "namespace": "triton", "lease": "bad"},
+                    "exp_annotations": {
+                        "summary": "Lease bad is not ready",
+                        "description": "No model agent in triton has had every model of lease bad READY for "
+                                       "10 minutes; `tms lease status bad` shows which model and why."}}]},
             ],
         }],
     }

@@ -125,7 +125,8 @@ def test_triton_container_contract(example_objects: list[dict[str, Any]]) -> Non
     dep = _by(example_objects, "Deployment", "fraud-detector")
     triton, agent = dep["spec"]["template"]["spec"]["containers"]
     assert "--model-control-mode=explicit" in triton["args"]
-    assert any(a.startswith("--http-restricted-api=model-repository:") for a in triton["args"])
+    # The restricted API's key is added by the wrapper from this pod's own file (render/access.py).
+    assert "--http-restricted-api=model-repository:tms-repo-key=$key" in triton["command"][2]
     assert triton["resources"]["limits"]["nvidia.com/gpu"] == "2"
     assert triton["resources"]["limits"]["memory"] == "32Gi"
     # Startup may take an hour of model loading before liveness applies (TMS 1.1 fix).

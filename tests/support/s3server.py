@@ -49,9 +49,11 @@ class S3Server:
                             aws_secret_access_key=secret_key or self.secret_key)
 
 
-def start_s3() -> Iterator[S3Server]:
+def start_s3(host: str = "127.0.0.1") -> Iterator[S3Server]:
     """Start versitygw on a free loopback port with an empty data directory; stop it and delete
-    the data when the generator is closed or exhausted. Fails (never skips) if it cannot start."""
+    the data when the generator is closed or exhausted. Fails (never skips) if it cannot start.
+    ``host``: another local address to listen on (the real node's pods reach the host through
+    its bridge address, tests/e2e/node)."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="tms-s3-") as tmp:
         data, log_path = Path(tmp) / "data", Path(tmp) / "versitygw.log"
@@ -59,9 +61,9 @@ def start_s3() -> Iterator[S3Server]:
         # A log file, not a pipe: a chatty server must never block on a full pipe.
         log = log_path.open("wb")
         proc = subprocess.Popen([str(binary()), "--access", ACCESS_KEY, "--secret", SECRET_KEY,
-                                 "--port", f"127.0.0.1:{port}", "--quiet", "posix", str(data)],
+                                 "--port", f"{host}:{port}", "--quiet", "posix", str(data)],
                                 stdout=log, stderr=subprocess.STDOUT)
-        endpoint = f"http://127.0.0.1:{port}"
+        endpoint = f"http://{host}:{port}"
         deadline = time.monotonic() + 30
         while True:
             try:

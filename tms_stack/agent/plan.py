@@ -30,6 +30,7 @@ class Observed:
     ready: set[str] = field(default_factory=set)          # models READY in Triton
     loaded: set[str] = field(default_factory=set)         # models Triton knows in any state
     on_disk: dict[str, str] = field(default_factory=dict)  # model dir -> URI it was fetched from
+    counts: dict[str, int] = field(default_factory=dict)   # model -> `count` it was last loaded with
 
 
 def owners(desired: DesiredDocument) -> dict[str, tuple[str, str]]:
@@ -41,8 +42,19 @@ def owners(desired: DesiredDocument) -> dict[str, tuple[str, str]]:
     return out
 
 
+def owner_counts(desired: DesiredDocument) -> dict[str, int]:
+    """model name -> `count` of the first lease that wants it (a model two leases share from one
+    URI is loaded once, with its owner's count, so the two never reload it in turn)."""
+    out: dict[str, int] = {}
+    for lease in desired.leases:
+        for model in lease.models:
+            out.setdefault(model.name, model.count)
+    return out
+
+
 def plan(desired: DesiredDocument, observed: Observed, backing_off: set[str] | frozenset[str] = frozenset()) -> Plan:
     wanted = owners(desired)
+    counts = owner_counts(desired)
     unload = sorted((observed.loaded | set(observed.on_disk)) - set(wanted))
     leases = []
     for lease in desired.leases:
@@ -57,7 +69,10 @@ def plan(desired: DesiredDocument, observed: Observed, backing_off: set[str] | f
             continue
         fetch = tuple(m for m in lease.models if observed.on_disk.get(m.name) != m.uri)
         refetched = {m.name for m in fetch}
-        load = tuple(m.name for m in lease.models if m.name not in observed.ready or m.name in refetched)
+        # A changed `count` needs a reload with the new config override (agent/modelconfig.py).
+        recount = {m.name for m in lease.models if observed.counts.get(m.name, counts[m.name]) != counts[m.name]}
+        load = tuple(m.name for m in lease.models
+                     if m.name not in observed.ready or m.name in refetched or m.name in recount)
         if (fetch or load) and lease.name not in backing_off:
             leases.append(LeasePlan(lease.name, fetch, load))
     return Plan(tuple(unload), tuple(leases))

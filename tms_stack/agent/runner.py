@@ -19,13 +19,17 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from tms_stack.agent.metrics import Metrics
-from tms_stack.agent.plan import LeasePlan, Observed, owners, plan
+from tms_stack.agent.modelconfig import ModelConfigError, count_override
+from tms_stack.agent.plan import LeasePlan, Observed, owner_counts, owners, plan
 from tms_stack.agent.triton import TritonControl, TritonError
 from tms_stack.desired import DesiredDocument, DesiredModel
 from tms_stack.sources import FetchError, fetch
 
 log = logging.getLogger("tms.agent")
 SOURCE_MARK = ".tms-source"
+# The `count` a model was last loaded with, beside its files: an agent container restarted while
+# Triton keeps running must still see a changed `count` (the model dir outlives the agent).
+COUNT_MARK = ".tms-count"
 TMP_PREFIX = ".tms-tmp-"
 BACKOFF_START, BACKOFF_MAX = 5.0, 300.0
 
@@ -39,6 +43,10 @@ class AgentConfig:
     port: int = 8080
     interval: float = 1.0
     repository_size: int | None = None  # bytes; the desired document's value wins when set
+    load_timeout: float = 3600          # seconds one load may take: the pod's startupTimeout
+    # Pool instance: Ready once the first pass is done, whatever one lease does afterwards.
+    # Bespoke lease (False): Ready only while every desired model is READY.
+    first_pass_readiness: bool = False
 
 
 @dataclass
@@ -58,10 +66,11 @@ class Agent:
     _desired_hash: str = ""
     _ready: set[str] = field(default_factory=set)
     _triton_up: bool = False
+    _first_pass: bool = False     # every desired lease loaded or failed since Triton (re)started
 
     def __post_init__(self) -> None:
         if self.triton is None:
-            self.triton = TritonControl(self.config.triton_url, self.config.repo_key)
+            self.triton = TritonControl(self.config.triton_url, self.config.repo_key, self.config.load_timeout)
         self.config.model_dir.mkdir(parents=True, exist_ok=True)
         self._clean_leftovers()
 
@@ -107,10 +116,18 @@ class Agent:
             mark = entry / SOURCE_MARK
             if entry.is_dir() and not entry.name.startswith(".") and mark.exists():
                 on_disk[entry.name] = mark.read_text().strip()
-        return Observed(ready={m["name"] for m in index if m.get("state") == "READY"},
+        ready = {m["name"] for m in index if m.get("state") == "READY"}
+        counts = {name: self._loaded_count(name) for name in ready & set(on_disk)}
+        return Observed(ready=ready,
                         loaded={m["name"] for m in index if m.get("state") in ("READY", "LOADING", "UNAVAILABLE")
                                 and m.get("reason", "") != "unloaded"},
-                        on_disk=on_disk)
+                        on_disk=on_disk, counts=counts)
+
+    def _loaded_count(self, name: str) -> int:
+        try:
+            return int((self.config.model_dir / name / COUNT_MARK).read_text())
+        except (OSError, ValueError):
+            return 0  # never loaded with an override
 
     # --- readiness -------------------------------------------------------------------------
 
@@ -122,6 +139,15 @@ class Agent:
         missing = {l.name: [m.name for m in l.models if m.name not in self._ready] for l in self.desired.leases}
         missing = {k: v for k, v in missing.items() if v}
         failed = {k: v.reason for k, v in self.failures.items()}
+        if self.config.first_pass_readiness:
+            # A pool instance serves many tenants: one lease failing or still loading must not take
+            # every tenant's Service endpoints away (issue 11 #4); per-lease readiness is in the
+            # detail, the metrics, the TmsLeaseNotReady alert and `tms lease status`.
+            ok = self._first_pass
+            detail = {"ready": ok, "notReady": missing, "failed": failed}
+            if not ok:
+                detail["reason"] = "the first pass over the desired leases is not finished"
+            return ok, detail
         return not missing, {"ready": not missing, "notReady": missing, "failed": failed}
 
     # --- acting ----------------------------------------------------------------------------
@@ -138,10 +164,15 @@ class Agent:
             if self._triton_up:
                 log.warning("%s; waiting for Triton", exc)
             self._triton_up = False
+            self._first_pass = False
             self.metrics.triton_up = 0
             self._ready = set()
             self.metrics.observe_ready(set())
             return
+        if self._ready and not (observed.ready | observed.loaded):
+            # Triton restarted between two ticks: it lost every model; reload before Ready again.
+            log.warning("Triton lost every model (restarted?); reloading")
+            self._first_pass = False
         if not self._triton_up:
             log.info("Triton is up; %d model(s) ready", len(observed.ready))
         self._triton_up = True
@@ -158,6 +189,12 @@ class Agent:
                 self._fail(lease_plan.lease, "-", f"unexpected error: {type(exc).__name__}: {exc}", now, observed)
         self._ready = self.observe().ready if not todo.idle else observed.ready
         self.metrics.observe_ready(self._ready)
+        if not self._first_pass:
+            # Every lease was tried in this pass: loaded, or failed (and retried with backoff).
+            log.info("first pass done: %d lease(s) ready, %d failed",
+                     sum(1 for l in self.desired.leases if all(m.name in self._ready for m in l.models)),
+                     len(self.failures))
+            self._first_pass = True
 
     def _unload(self, name: str, observed: Observed, delete: bool) -> None:
         assert self.triton is not None
@@ -186,14 +223,19 @@ class Agent:
             except FetchError as exc:
                 self._fail(lp.lease, model.name, f"cannot fetch {model.name} ({model.uri}): {exc}", now, observed)
                 return
+        counts = owner_counts(self.desired)
         for name in lp.load:
             start = time.monotonic()
             try:
-                log.info("loading %s (lease %s)", name, lp.lease)
-                self.triton.load(name)
-            except TritonError as exc:
+                config = count_override(self.config.model_dir / name, counts.get(name, 0),
+                                        overridden=self._loaded_count(name) > 0)
+                log.info("loading %s (lease %s%s)", name, lp.lease,
+                         f", {counts[name]} instance(s)" if counts.get(name, 0) > 0 else "")
+                self.triton.load(name, config)
+            except (TritonError, ModelConfigError) as exc:
                 self._fail(lp.lease, name, str(exc), now, observed)
                 return
+            (self.config.model_dir / name / COUNT_MARK).write_text(f"{counts.get(name, 0)}\n")
             self.metrics.load_done(name, time.monotonic() - start)
             log.info("loaded %s in %.1fs", name, time.monotonic() - start)
         if lp.lease in self.failures:

@@ -15,8 +15,12 @@ class TritonControl:
     def __init__(self, url: str, repo_key: str | None, load_timeout: float = 3600):
         import tritonclient.http as httpclient
 
-        self._client = httpclient.InferenceServerClient(url=url, connection_timeout=10,
+        # Two clients: a load may take as long as the pod's startupTimeout (issue 11 #7), every
+        # other call is quick and must not hang the loop that long.
+        self._client = httpclient.InferenceServerClient(url=url, connection_timeout=10, network_timeout=30)
+        self._loader = httpclient.InferenceServerClient(url=url, connection_timeout=10,
                                                         network_timeout=load_timeout)
+        self.load_timeout = load_timeout
         self._headers = {REPO_KEY_HEADER: repo_key} if repo_key else {}
 
     def live(self) -> bool:
@@ -32,9 +36,10 @@ class TritonControl:
         except Exception as exc:  # noqa: BLE001
             raise TritonError(f"cannot read Triton's model index: {_message(exc)}") from None
 
-    def load(self, name: str) -> None:
+    def load(self, name: str, config: str | None = None) -> None:
+        """Load (or reload) `name`; `config` replaces its config.pbtxt (agent/modelconfig.py)."""
         try:
-            self._client.load_model(name, headers=self._headers)
+            self._loader.load_model(name, headers=self._headers, config=config)
         except Exception as exc:  # noqa: BLE001
             raise TritonError(f"Triton failed to load {name}: {_message(exc)}") from None
 

@@ -11,8 +11,37 @@ from typing import Annotated
 
 import typer
 
+READINESS = ("all-models", "first-pass")
+KEY_BYTES = 32
+
+
+def write_key(path: Path) -> bool:
+    """Write a random model-control key to `path` unless one is there; True when written.
+
+    Created exclusively with mode 0440 (group: the pod's fsGroup, so a non-root Triton can read it)
+    and written in one call; an existing key is kept, so a pod whose init container runs again
+    keeps the key its running Triton was started with."""
+    import secrets
+
+    if path.exists():
+        if path.read_text().strip():
+            return False
+        path.unlink()  # an empty file left by a killed init container
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o440)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(KEY_BYTES) + "\n")
+    return True
+
 
 def register(app: typer.Typer) -> None:
+    @app.command("agent-key")
+    def agent_key(
+        path: Annotated[Path, typer.Argument(help="file to create, in a memory emptyDir only this pod mounts")],
+    ) -> None:
+        """Init container: make this pod's model-control key (docs/security.md)."""
+        written = write_key(path)
+        typer.echo(f"tms agent-key: {'wrote a new key to' if written else 'kept the key in'} {path}")
+
     @app.command()
     def agent(
         desired: Annotated[Path, typer.Option(envvar="TMS_DESIRED", help="desired-models JSON (mounted ConfigMap)")]
@@ -25,6 +54,11 @@ def register(app: typer.Typer) -> None:
         port: Annotated[int, typer.Option(envvar="TMS_AGENT_PORT")] = 8080,
         interval: Annotated[float, typer.Option(envvar="TMS_AGENT_INTERVAL", help="seconds between checks")] = 1.0,
         repository_size: Annotated[int | None, typer.Option(envvar="TMS_REPOSITORY_SIZE")] = None,
+        load_timeout: Annotated[float, typer.Option(envvar="TMS_LOAD_TIMEOUT",
+                                                    help="seconds one model load may take (startupTimeout)")] = 3600,
+        readiness: Annotated[str, typer.Option(envvar="TMS_READINESS",
+                                               help="all-models (bespoke lease) or first-pass (pool instance)")]
+        = "all-models",
     ) -> None:
         """Run beside Triton: fetch, load, unload and recover the desired models; serve /ready and /metrics."""
         from tms_stack.agent.runner import Agent, AgentConfig
@@ -32,8 +66,12 @@ def register(app: typer.Typer) -> None:
 
         logging.basicConfig(level=os.environ.get("TMS_LOG_LEVEL", "INFO"),
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        key = repo_key_file.read_text().strip() if repo_key_file else os.environ.get("TMS_REPO_KEY")
-        cfg = AgentConfig(desired, model_dir, triton_url, key, port, interval, repository_size)
+        if readiness not in READINESS:
+            raise typer.BadParameter(f"{readiness!r}: use one of {', '.join(READINESS)}", param_hint="TMS_READINESS")
+        # The key is read from the pod's own file only (an environment is readable by child processes).
+        key = repo_key_file.read_text().strip() if repo_key_file else None
+        cfg = AgentConfig(desired, model_dir, triton_url, key, port, interval, repository_size,
+                          load_timeout=load_timeout, first_pass_readiness=readiness == "first-pass")
         runner = Agent(cfg)
         server = serve(port, runner.ready, runner.metrics.render)
         stop = threading.Event()

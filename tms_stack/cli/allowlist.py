@@ -8,13 +8,18 @@ from typing import Annotated
 
 import typer
 
+from tms_stack.cli.common import (
+    EXIT_USAGE,
+    OutputOpt,
+)
+from tms_stack.cli.common import (
+    PorcelainOpt as Porcelain,
+)
+from tms_stack.cli.common import (
+    RootOpt as Root,
+)
 from tms_stack.cli.tmsctl import (
     EXIT_REFUSED,
-    EXIT_USAGE,
-    Output,
-    OutputOpt,
-    Porcelain,
-    Root,
     Target,
     commit_hint,
     edit,
@@ -26,7 +31,7 @@ from tms_stack.cli.tmsctl import (
     porcelain_word,
 )
 
-allow_app = typer.Typer(no_args_is_help=True, help="The Triton image allowlist.")
+allow_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="The Triton image allowlist.")
 
 
 def register(app: typer.Typer) -> None:
@@ -50,7 +55,7 @@ def _image(image: str) -> str:
 
 
 @allow_app.command("add")
-def allow_add(image: str, root: Root = None, porcelain: Porcelain = False, output: OutputOpt = Output.text,
+def allow_add(image: str, root: Root = None, porcelain: Porcelain = False, output: OutputOpt = "text",
               target: Target = None) -> None:
     """Allow a Triton image; an image already allowed is left as it is (TMS: no change)."""
     from tms_stack.yamlio import dump_rt, load_rt
@@ -74,7 +79,7 @@ def allow_add(image: str, root: Root = None, porcelain: Porcelain = False, outpu
 
 
 @allow_app.command("rm")
-def allow_rm(image: str, root: Root = None, porcelain: Porcelain = False, output: OutputOpt = Output.text,
+def allow_rm(image: str, root: Root = None, porcelain: Porcelain = False, output: OutputOpt = "text",
              target: Target = None) -> None:
     """Disallow an image; refused while a lease or pool uses it (the edit must pass check)."""
     from tms_stack.yamlio import dump_rt, load_rt
@@ -94,7 +99,7 @@ def allow_rm(image: str, root: Root = None, porcelain: Porcelain = False, output
 
 
 @allow_app.command("list")
-def allow_list(root: Root = None, porcelain: Porcelain = False, output: OutputOpt = Output.text,
+def allow_list(root: Root = None, porcelain: Porcelain = False, output: OutputOpt = "text",
                target: Target = None,
                verbose: Annotated[bool, typer.Option("--verbose", "-v", help="mark the default image")] = False,
                ) -> None:

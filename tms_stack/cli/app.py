@@ -12,12 +12,14 @@ from typing import Annotated
 
 import typer
 
-from tms_stack.cli.common import OutputFormat, TmsGroup, _remember_output
+from tms_stack.cli.common import TmsGroup, _remember_output, as_format
 from tms_stack.cli.common import find_root as _find_root
 
 # cls=TmsGroup: no user error leaves as a traceback (tms_stack/cli/common.py); rich tracebacks off
 # so that a real bug prints a plain one that can be pasted into an issue.
-app = typer.Typer(no_args_is_help=True, cls=TmsGroup, pretty_exceptions_enable=False,
+# rich_markup_mode=None: click's plain help, which wraps help text but never cuts an option name
+# (rich's tables cut `--autoscaling-metric-...` at 80 columns).
+app = typer.Typer(no_args_is_help=True, cls=TmsGroup, pretty_exceptions_enable=False, rich_markup_mode=None,
                   context_settings={"max_content_width": 100},
                   help="GitOps for NVIDIA Triton fleets: leases, pools and policies as YAML in git.")
 
@@ -86,9 +88,9 @@ def check(
     paths: Annotated[list[Path] | None, typer.Argument(help="repository root, or files/folders to report on")] = None,
     format: Annotated[Format, typer.Option("--format", "-f", help="text | github | json")] = Format.text,
     now: Annotated[str | None, typer.Option(metavar="TIME", help="evaluate expiry at this UTC time (default: now)")] = None,
-    output: Annotated[OutputFormat | None, typer.Option(
-        "--output", "-o", metavar="text|json", callback=_remember_output,
-        help="same as --format (json: docs/check-json.md)")] = None,
+    output: Annotated[str | None, typer.Option(
+        "--output", "-o", metavar="text|json", callback=_remember_output, show_default=False,
+        help="output format, same as --format (json: docs/check-json.md)")] = None,
 ) -> None:
     """Validate every lease, pool and policy. Exit 0 clean, 1 violations, 2 unreadable input.
 
@@ -96,7 +98,7 @@ def check(
     from tms_stack.check import FORMATTERS, run_check
 
     if output is not None:
-        format = Format(output.value)
+        format = Format(as_format(output).value)
 
     root, only = _repo_root(paths or [])
     progress = None

@@ -7,6 +7,7 @@ thing everywhere (issue 14: verbs used `--root .` while `check` walked up)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from enum import Enum
@@ -17,7 +18,7 @@ import typer
 
 # Typer vendors its own click (typer._click); its exceptions are the ones its main loop handles.
 from typer._click.core import Context
-from typer._click.exceptions import ClickException, UsageError
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
 from tms_stack.diagnostics import TmsError
@@ -46,14 +47,16 @@ def resolve_root(explicit: Path | None = None) -> Path:
     if explicit is not None:
         if not explicit.is_dir():
             raise UsageError(f"--root {explicit}: no such folder")
-        if not any((explicit / sub).is_dir() for sub in REPO_DIRS):
+        # A git work tree counts too: releasing the last lease removes leases/ (git keeps no empty
+        # folders), and `tms lease status` must still find the lease in history.
+        if not any((explicit / sub).is_dir() for sub in REPO_DIRS) and not (explicit / ".git").exists():
             raise UsageError(f"--root {explicit}: not a tms-stack repository "
-                                   "(no leases/, pools/ or policies/ folder)")
+                             "(no leases/, pools/ or policies/ folder)")
         return explicit
     found = find_root(Path.cwd())
     if found is None:
         raise UsageError(f"no leases/, pools/ or policies/ folder in {Path.cwd()} or above: "
-                               "run tms inside a tms-stack repository, or pass --root")
+                         "run tms inside a tms-stack repository, or pass --root")
     return found
 
 
@@ -82,48 +85,102 @@ class OutputFormat(str, Enum):
     text = "text"
     json = "json"
 
+    def __str__(self) -> str:
+        # `output: OutputOpt = OutputFormat.text` reaches click as a default of a str option, which
+        # str()s it: Python 3.11 would give "OutputFormat.text" and the callback would refuse it.
+        return self.value
 
-# Set when a command was asked for JSON, so that errors come out as JSON too.
+
+# Set when a command was asked for JSON (or -z porcelain), so that errors come out the same way.
 _json_requested = False
+_porcelain_requested = False
 
 
-def _remember_output(value: OutputFormat | None) -> OutputFormat | None:
+def _remember_output(value: OutputFormat | str | None) -> OutputFormat | None:
+    """`-o/--output` is the format everywhere (kubectl): text or json. A path here is the old
+    `tms render -o DIR` / `tms plan --output FILE`: say where destinations went."""
     global _json_requested
+    if value is None:
+        return None
+    if isinstance(value, str) and not isinstance(value, OutputFormat):
+        try:
+            value = OutputFormat(value.strip().lower()) if value.strip().lower() in ("text", "json") else None
+        except ValueError:  # pragma: no cover - guarded above
+            value = None
+        if value is None:
+            raise typer.BadParameter(
+                "-o takes text|json (the output format); write to a directory (render) or a file (plan) "
+                "with --out", param_hint="'-o' / '--output'")
     _json_requested = value is OutputFormat.json
     return value
 
 
-OutputOpt = Annotated[OutputFormat, typer.Option(
-    "--output", "-o", metavar="text|json", callback=_remember_output,
-    help="text for people, json for scripts (schemas: docs/cli.md)")]
+def _remember_porcelain(value: bool) -> bool:
+    global _porcelain_requested
+    _porcelain_requested = bool(value)
+    return value
+
+
+OutputOpt = Annotated[str, typer.Option(
+    "--output", "-o", metavar="text|json", callback=_remember_output, show_default=False,
+    autocompletion=lambda: ["text", "json"],
+    help="output format: text for people, json for scripts (schemas: docs/cli.md)")]
+
+PorcelainOpt = Annotated[bool, typer.Option(
+    "--porcelain", "-z", callback=_remember_porcelain,
+    help="one line per item of key:value words (tmsctl's -z)")]
 
 
 def wants_json() -> bool:
     return _json_requested
 
 
-def emit(fmt: OutputFormat, data: Any, text: str | None = None) -> None:
+def as_format(value: OutputFormat | str | None) -> OutputFormat:
+    """The parsed `-o` value (the callback already refused anything but text|json)."""
+    if isinstance(value, OutputFormat):
+        return value
+    return OutputFormat(value) if value else OutputFormat.text
+
+
+def emit(fmt: OutputFormat | str, data: Any, text: str | None = None) -> None:
     """Print a result: `data` as one JSON document, or `text` (default: str(data))."""
-    if fmt is OutputFormat.json:
+    if as_format(fmt) is OutputFormat.json:
         typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
     else:
         typer.echo(text if text is not None else str(data))
 
 
-def fail(message: str, code: int = EXIT_USAGE, **data: Any) -> NoReturn:
-    """A user error: one line on stderr (or a JSON object on stdout when JSON was asked)."""
+def porcelain_word(key: str, value: object) -> str:
+    """`key:value` with the value made one word (tmsctl's -z output is split on whitespace)."""
+    text = re.sub(r"\s+", "_", "" if value is None else str(value))
+    return f"{key}:{text}"
+
+
+def report_error(message: str, code: int, **data: Any) -> None:
+    """The one error path: JSON on stdout when JSON was asked; else `error: ...` on stderr, and
+    with -z also a `state:Refused exit:N error:...` line on stdout, so a script reading stdout
+    sees the refusal (tmsctl scripts grep stdout). Always one line: a multi-line message (a
+    refused render's findings) is joined."""
+    message = _one_line(message, limit=1000)  # every finding of a refused edit, on one line
     if _json_requested:
         typer.echo(json.dumps({"error": message, "exit_code": code, **data}, sort_keys=True, default=str))
-    else:
-        typer.echo(f"error: {message}", err=True)
+        return
+    if _porcelain_requested:
+        typer.echo(f"state:Refused exit:{code} {porcelain_word('error', message)}")
+    typer.echo(f"error: {message}", err=True)
+
+
+def fail(message: str, code: int = EXIT_USAGE, **data: Any) -> NoReturn:
+    """A user error: one line, and the documented exit code."""
+    report_error(message, code, **data)
     raise typer.Exit(code)
 
 
 # --- the central handler ---------------------------------------------------------------------------
 
-def _one_line(text: str) -> str:
+def _one_line(text: str, limit: int = 3) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return "; ".join(lines) if len(lines) <= 3 else "; ".join(lines[:3]) + f" (+{len(lines) - 3} more)"
+    return "; ".join(lines) if len(lines) <= limit else "; ".join(lines[:limit]) + f" (+{len(lines) - limit} more)"
 
 
 def describe(exc: BaseException) -> tuple[str, int] | None:
@@ -158,31 +215,79 @@ def describe(exc: BaseException) -> tuple[str, int] | None:
     return None
 
 
+def _report_click(exc: ClickException) -> None:
+    """One line naming what to fix (kubectl's `error: ...`), as JSON or -z when asked, instead of
+    click's usage block; the command's --help is named for the rest. A group called without a
+    command (`tms lease`) shows its help, as click does, with the usage-error code."""
+    if isinstance(exc, NoArgsIsHelpError):
+        exc.show()
+        return
+    message = _one_line(exc.format_message())
+    where = getattr(exc, "ctx", None)
+    if isinstance(exc, UsageError) and where is not None:
+        message += f" (see: {where.command_path} --help)"
+    report_error(message, exc.exit_code)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _single_line_words(args: list[str]) -> None:
+    """Every word of a command line is one line of printable text: names, owners, durations, URIs
+    and paths are validated whole, so `ranker\n` or `8h\n` never reaches a file, a label or a
+    Kubernetes name half-stripped (the project's rule: full-match, no trailing newline)."""
+    for i, word in enumerate(args):
+        bad = _CONTROL.search(word)
+        if bad:
+            before = args[i - 1] if i and args[i - 1].startswith("-") and "=" not in args[i - 1] else ""
+            where = f"{before} {word!r}" if before else repr(word)  # name the option: `--stack 'Prod\n'`
+            raise UsageError(f"{where}: contains the control character {bad.group()!r}: every argument must "
+                             "be a single line of printable text")
+
+
+def _asked_json(args: list[str]) -> bool:
+    """`-o json`, `-ojson`, `--output json`, `--output=json` (and check's `--format`/`-f json`)."""
+    for i, word in enumerate(args):
+        if word == "--":
+            return False
+        if word in ("-o", "--output", "-f", "--format"):
+            if i + 1 < len(args) and args[i + 1].strip().lower() == "json":
+                return True
+        elif word.lower() in ("-ojson", "--output=json", "-fjson", "--format=json"):
+            return True
+    return False
+
+
 class TmsGroup(TyperGroup):
     """Root group: every user error leaves as one line and a documented exit code, never a traceback."""
 
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        # A parse error (unknown option, missing value) comes before `-o`'s callback has run:
+        # look at the words themselves, so that an error is JSON whenever JSON was asked.
+        global _json_requested, _porcelain_requested
+        _json_requested, _porcelain_requested = _asked_json(args), False
+        # The root's own options (`tms --bogus`) are parsed before invoke(): same one line.
+        try:
+            _single_line_words(args)
+            return super().parse_args(ctx, args)
+        except ClickException as exc:
+            _report_click(exc)
+            raise typer.Exit(exc.exit_code) from None
+
     def invoke(self, ctx: Context) -> Any:
-        global _json_requested
-        _json_requested = False
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort):
             raise
         except ClickException as exc:
-            # Usage errors found after `-o json` was parsed come out as JSON too.
-            if not _json_requested:
-                raise
-            typer.echo(json.dumps({"error": exc.format_message(), "exit_code": exc.exit_code}, sort_keys=True))
+            _report_click(exc)
             raise typer.Exit(exc.exit_code) from None
         except Exception as exc:  # noqa: BLE001 - classified below; bugs are re-raised
             known = describe(exc)
             if known is None:
                 raise
             message, code = known
-            if _json_requested:
-                typer.echo(json.dumps({"error": message, "exit_code": code}, sort_keys=True))
-            else:
-                typer.echo(f"error: {message}", err=True)
+            report_error(message, code)
             sys.stderr.flush()
             raise typer.Exit(code) from None
 

@@ -15,12 +15,21 @@ from typing import Annotated, Any
 
 import typer
 
+from tms_stack.cli.common import (
+    EXIT_CONFLICT,
+    EXIT_USAGE,
+    OutputOpt,
+    StackOpt,
+    wants_json,
+)
+from tms_stack.cli.common import (
+    PorcelainOpt as Porcelain,
+)
+from tms_stack.cli.common import (
+    RootOpt as Root,
+)
 from tms_stack.cli.tmsctl import (
     EXIT_REFUSED,
-    Output,
-    OutputOpt,
-    Porcelain,
-    Root,
     Target,
     commit_hint,
     default_owner,
@@ -31,10 +40,12 @@ from tms_stack.cli.tmsctl import (
     load,
     no_target,
     porcelain_word,
+    table,
+    unreadable_message,
 )
 from tms_stack.diagnostics import TmsError
 
-lease_app = typer.Typer(no_args_is_help=True, help="Leases: models on a Triton, until they expire.")
+lease_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Leases: models on a Triton, until they expire.")
 
 
 def register(app: typer.Typer) -> None:
@@ -180,7 +191,7 @@ def create(
     triton_pool: Annotated[str | None, typer.Option("--triton-pool", "-p", help="share a pool (needs --quota)")] = None,
     quota: Annotated[int | None, typer.Option("--quota", help="quota taken on one pool instance (needs -p)")] = None,
     alias: Annotated[list[str] | None, typer.Option("--alias", help="a lease name (DNS alias); repeatable")] = None,
-    root: Root = None, porcelain: Porcelain = False, output: OutputOpt = Output.text, target: Target = None,
+    root: Root = None, porcelain: Porcelain = False, output: OutputOpt = "text", target: Target = None,
     now: Annotated[str | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Write leases/<name>.yaml (checked before it is written); prints the lease as tmsctl does."""
@@ -235,7 +246,7 @@ def create(
         name = generated_name(models[0]["name"], taken)
     elif (lease_path(root, name)).exists():
         fail(f"lease {name!r} exists already (leases/{name}.yaml): renew it with `tms lease renew {name}`",
-             EXIT_REFUSED)
+             EXIT_CONFLICT)
     lease_owner = default_owner(root, owner)
     spec: dict[str, Any] = {"models": models, "expires": PlainScalarString(_ts(expires) or "")}
     if auto_renew:
@@ -283,11 +294,12 @@ def create(
 
 
 @lease_app.command("list")
-def list_(root: Root = None, porcelain: Porcelain = False, output: OutputOpt = Output.text, target: Target = None,
+def list_(root: Root = None, porcelain: Porcelain = False, output: OutputOpt = "text", target: Target = None,
           owner: Annotated[str | None, typer.Option(help="only this owner's leases")] = None,
           verbose: Annotated[bool, typer.Option("--verbose", "-v", help="also owner, pool and models")] = False,
           kubeconfig: Annotated[str | None, typer.Option(envvar="KUBECONFIG")] = None,
           context: Annotated[str | None, typer.Option(help="kubeconfig context")] = None,
+          stack: StackOpt = None,
           now: Annotated[str | None, typer.Option(hidden=True)] = None) -> None:
     """Leases in leases/, soonest expiry first, with their State (one cluster read for all)."""
     from tms_stack.cli.app import parse_now
@@ -297,16 +309,28 @@ def list_(root: Root = None, porcelain: Porcelain = False, output: OutputOpt = O
 
     no_target(target)
     root = find_root(root)
-    repo = load(root)
+    # Unreadable files do not hide the readable leases, and are never skipped silently: the list,
+    # then one `error:` line naming the file, exit 2 (docs/cli.md).
+    repo = load(root, tolerate=True)
     moment = parse_now(now) or datetime.now(UTC)
-    namespace = _namespace(root)
+    if stack is not None:
+        from tms_stack.stack import load_stack_settings
+        try:
+            namespace: str | None = load_stack_settings(root, stack).namespace
+        except TmsError as exc:
+            fail(str(exc), EXIT_USAGE)
+    else:
+        namespace = _namespace(root)
+        if namespace is None:  # several stack files: which cluster namespace is unknown; say so
+            typer.echo("note: several stack files: State from the files only (Expired, else Unknown); "
+                       "choose one with --stack to read its namespace", err=True)
     leases = [lease for lease in repo.all_leases() if owner is None or lease.metadata.owner == owner]
     deployments: dict[str, Any] | None = None
     if namespace and any(moment < lease.spec.expires for lease in leases):
         try:
             deployments = read_deployments(namespace, kubeconfig, context)
         except ClusterUnreachable as exc:
-            typer.echo(f"tms: note: {exc}: State from the files only (Expired, else Unknown)", err=True)
+            typer.echo(f"note: {exc}: State from the files only (Expired, else Unknown)", err=True)
     lock = read_lock(root) if deployments is not None else None
     pools = {p.name: p for p in repo.all_pools()}
 
@@ -327,17 +351,20 @@ def list_(root: Root = None, porcelain: Porcelain = False, output: OutputOpt = O
                    for lease in leases), key=lambda r: (r["expires"], r["lease"]))
 
     def text() -> list[str]:
-        out = ["Lease State Expires Triton" + (" Owner Pool Models" if verbose else "")]
-        for r in rows:
-            line = f"{r['lease']} {r['state']} {r['expires']} {r['triton']}"
-            if verbose:
-                line += f" {r['owner']} {r['pool'] or '-'} {','.join(r['models'])}"
-            out.append(line)
-        return [*out, f"Count: {len(rows)}"]
+        header = ["Lease", "State", "Expires", "Triton"] + (["Owner", "Pool", "Models"] if verbose else [])
+        body = [[r["lease"], r["state"], r["expires"], r["triton"]]
+                + ([r["owner"], r["pool"] or "-", ",".join(r["models"])] if verbose else []) for r in rows]
+        return [*table(header, body), f"Count: {len(rows)}"]
 
     def lines() -> list[str]:
         return [" ".join(porcelain_word(k, r[k]) for k in ("lease", "state", "expires", "triton")) for r in rows]
 
+    if repo.unreadable:
+        unreadable = [{"file": d.location(), "message": d.message} for d in repo.unreadable]
+        if wants_json():
+            fail(unreadable_message(repo), EXIT_USAGE, leases=rows, unreadable=unreadable)
+        emit(output, porcelain, text, lines, lambda: rows)
+        fail(unreadable_message(repo), EXIT_USAGE)
     emit(output, porcelain, text, lines, lambda: rows)
 
 
@@ -345,7 +372,7 @@ def list_(root: Root = None, porcelain: Porcelain = False, output: OutputOpt = O
 def renew(name: str,
           duration: Annotated[str | None, typer.Option(help="from now; default: the lease's renewal duration")] = None,
           force: Annotated[bool, typer.Option("--force", help="allow moving the expiry earlier")] = False,
-          root: Root = None, porcelain: Porcelain = False, output: OutputOpt = Output.text, target: Target = None,
+          root: Root = None, porcelain: Porcelain = False, output: OutputOpt = "text", target: Target = None,
           now: Annotated[str | None, typer.Option(hidden=True)] = None) -> None:
     """Extend `expires` by the lease's renewal duration (autoRenew.renewalDuration, else the
     admin default); only that line of the file changes. Never shortens without --force."""
@@ -383,7 +410,7 @@ def renew(name: str,
 
 
 @lease_app.command("release")
-def release(name: str, root: Root = None, porcelain: Porcelain = False, output: OutputOpt = Output.text,
+def release(name: str, root: Root = None, porcelain: Porcelain = False, output: OutputOpt = "text",
             target: Target = None) -> None:
     """Delete the lease file (its names go with it)."""
     no_target(target)

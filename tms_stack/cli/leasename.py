@@ -12,12 +12,21 @@ from typing import Annotated
 
 import typer
 
+from tms_stack.cli.common import (
+    EXIT_CONFLICT,
+    OutputOpt,
+)
+from tms_stack.cli.common import (
+    OutputFormat as Output,
+)
+from tms_stack.cli.common import (
+    PorcelainOpt as Porcelain,
+)
+from tms_stack.cli.common import (
+    RootOpt as Root,
+)
 from tms_stack.cli.tmsctl import (
     EXIT_REFUSED,
-    Output,
-    OutputOpt,
-    Porcelain,
-    Root,
     Target,
     commit_hint,
     edit,
@@ -27,9 +36,10 @@ from tms_stack.cli.tmsctl import (
     load,
     no_target,
     porcelain_word,
+    table,
 )
 
-name_app = typer.Typer(no_args_is_help=True, help="Lease names: stable DNS aliases that can move.")
+name_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Lease names: stable DNS aliases that can move.")
 Args = Annotated[list[str] | None, typer.Argument(help="positional form, as tmsctl")]
 
 
@@ -51,7 +61,7 @@ def _names_edit(root: Path, lease: str, add: str | None = None, remove: str | No
         data["spec"].insert(list(data["spec"]).index("expires") + 1, "names", names)
     if add is not None:
         if add in names:
-            fail(f"lease {lease} already has the name {add!r}", EXIT_REFUSED)
+            fail(f"lease {lease} already has the name {add!r}", EXIT_CONFLICT)
         names.append(add)
     if remove is not None:
         names.remove(remove)
@@ -84,7 +94,7 @@ def _positional(args: list[str] | None, *slots: tuple[str, str | None]) -> list[
     return values
 
 
-def _done(root: Path, written: list[Path], porcelain: bool, output: Output, text: list[str], word: str,
+def _done(root: Path, written: list[Path], porcelain: bool, output: Output | str, text: list[str], word: str,
           data: dict[str, object]) -> None:
     emit(output, porcelain, lambda: [*text, commit_hint(root, written)], lambda: [word],
          lambda: {**data, "written": [str(p) for p in written]})
@@ -94,7 +104,7 @@ def _done(root: Path, written: list[Path], porcelain: bool, output: Output, text
 def name_create(args: Args = None,
                 name: Annotated[str | None, typer.Option("--name")] = None,
                 lease: Annotated[str | None, typer.Option("--lease", "-l")] = None,
-                root: Root = None, porcelain: Porcelain = False, output: OutputOpt = Output.text,
+                root: Root = None, porcelain: Porcelain = False, output: OutputOpt = "text",
                 target: Target = None) -> None:
     """`create <name> <lease>`: give a lease a name (a Service named like it)."""
     no_target(target)
@@ -105,7 +115,7 @@ def name_create(args: Args = None,
     holder = _holder(root, alias)
     if holder is not None:
         fail(f"the name {alias!r} already refers to lease {holder}: move it with "
-             f"`tms lease name move {alias} {holder} {lease_id}`", EXIT_REFUSED)
+             f"`tms lease name move {alias} {holder} {lease_id}`", EXIT_CONFLICT)
     written = edit(root, {_lease_file(root, lease_id): _names_edit(root, lease_id, add=alias)})
     _done(root, written, porcelain, output, [f'Lease name "{alias}".', f"Target lease: {lease_id}"],
           f"{porcelain_word('name', alias)} {porcelain_word('lease', lease_id)}", {"name": alias, "lease": lease_id})
@@ -117,7 +127,7 @@ def name_move(args: Args = None,
               source_lease: Annotated[str | None, typer.Option("--source-lease")] = None,
               target_lease: Annotated[str | None, typer.Option("--target-lease")] = None,
               force: Annotated[bool, typer.Option("--force", help="whatever lease it refers to now")] = False,
-              root: Root = None, porcelain: Porcelain = False, output: OutputOpt = Output.text,
+              root: Root = None, porcelain: Porcelain = False, output: OutputOpt = "text",
               target: Target = None) -> None:
     """`move <name> <source-lease> <target-lease>` (or `<name> <target-lease> --force`)."""
     no_target(target)
@@ -138,7 +148,7 @@ def name_move(args: Args = None,
         fail(f"the name {alias!r} refers to lease {current}, not {source} (use --force to move it anyway)",
              EXIT_REFUSED)
     if current == dest:
-        fail(f"the name {alias!r} already refers to lease {dest}: nothing to do", EXIT_REFUSED)
+        fail(f"the name {alias!r} already refers to lease {dest}: nothing to do", EXIT_CONFLICT)
     changes = {_lease_file(root, current): _names_edit(root, current, remove=alias),
                _lease_file(root, dest): _names_edit(root, dest, add=alias)}
     written = edit(root, changes)
@@ -153,7 +163,7 @@ def name_delete(args: Args = None,
                 name: Annotated[str | None, typer.Option("--name")] = None,
                 lease: Annotated[str | None, typer.Option("--lease", "-l")] = None,
                 force: Annotated[bool, typer.Option("--force", help="whatever lease it refers to")] = False,
-                root: Root = None, porcelain: Porcelain = False, output: OutputOpt = Output.text,
+                root: Root = None, porcelain: Porcelain = False, output: OutputOpt = "text",
                 target: Target = None) -> None:
     """`delete <name> <lease>` (or `<name> --force`)."""
     no_target(target)
@@ -175,11 +185,12 @@ def name_delete(args: Args = None,
 
 
 @name_app.command("list")
-def name_list(root: Root = None, porcelain: Porcelain = False, output: OutputOpt = Output.text,
+def name_list(root: Root = None, porcelain: Porcelain = False, output: OutputOpt = "text",
               target: Target = None) -> None:
+    """Every lease name (DNS alias) and the lease it refers to."""
     no_target(target)
     root = find_root(root)
     rows = sorted((alias, lease.name) for lease in load(root).all_leases() for alias in lease.spec.names)
-    emit(output, porcelain, lambda: ["Name Lease", *(f"{a} {lease}" for a, lease in rows), f"Count: {len(rows)}"],
+    emit(output, porcelain, lambda: [*table(["Name", "Lease"], [[a, lease] for a, lease in rows]), f"Count: {len(rows)}"],
          lambda: [f"{porcelain_word('name', a)} {porcelain_word('lease', lease)}" for a, lease in rows],
          lambda: [{"name": a, "lease": lease} for a, lease in rows])

@@ -9,14 +9,22 @@ from typing import Annotated, Any
 
 import typer
 
+from tms_stack.cli.common import (
+    EXIT_USAGE,
+    OutputOpt,
+)
+from tms_stack.cli.common import (
+    OutputFormat as Output,
+)
+from tms_stack.cli.common import (
+    PorcelainOpt as Porcelain,
+)
+from tms_stack.cli.common import (
+    RootOpt as Root,
+)
 from tms_stack.cli.lease import _namespace, _ts, triton_host
 from tms_stack.cli.tmsctl import (
     EXIT_REFUSED,
-    EXIT_USAGE,
-    Output,
-    OutputOpt,
-    Porcelain,
-    Root,
     Target,
     commit_hint,
     emit,
@@ -34,13 +42,13 @@ def register(lease_app: typer.Typer) -> None:
 
 
 def show(root: Path, name: str, state: str, *, written: list[Path] | None = None, porcelain: bool,
-          output: Output, status: Any = None) -> None:
+          output: Output | str, status: Any = None, namespace: str | None = None) -> None:
     from tms_stack.resolve import effective_lease
 
     repo = load(root)
     lease = repo.lease(name)
     eff = effective_lease(lease, repo.limits, repo.allowlist, {p.name: p for p in repo.all_pools()})
-    host = triton_host(name, _namespace(root))
+    host = triton_host(name, namespace or _namespace(root))
     model_state = {"Valid": "Ready", "Expired": "Unloaded"}.get(state, "Pending")
     live = (status.get("live") or {}) if isinstance(status, dict) else {}
     models = [{"name": m.name, "uri": m.uri, "status": ("Ready" if live.get(m.name) else "NotReady")
@@ -81,7 +89,7 @@ def show(root: Path, name: str, state: str, *, written: list[Path] | None = None
 
 
 
-def status(name: str, root: Root = None, porcelain: Porcelain = False, output: OutputOpt = Output.text,
+def status(name: str, root: Root = None, porcelain: Porcelain = False, output: OutputOpt = "text",
            target: Target = None,
            kubeconfig: Annotated[str | None, typer.Option(envvar="KUBECONFIG", help="default: ~/.kube/config "
                                                           "or in-cluster")] = None,
@@ -146,4 +154,4 @@ def status(name: str, root: Root = None, porcelain: Porcelain = False, output: O
         except requests.RequestException as exc:
             extra["note"] = f"{extra['note'] + '; ' if extra['note'] else ''}Triton at {base} unreachable " \
                             f"({exc.__class__.__name__})"
-    show(root, name, state, porcelain=porcelain, output=output, status=extra)
+    show(root, name, state, porcelain=porcelain, output=output, status=extra, namespace=namespace)

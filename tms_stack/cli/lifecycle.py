@@ -9,7 +9,18 @@ from typing import Annotated
 
 import typer
 
-from tms_stack.cli.common import EXIT_USAGE, RootOpt, StackOpt, resolve_root, stack_settings
+from tms_stack.cli.common import (
+    EXIT_USAGE,
+    OutputFormat,
+    OutputOpt,
+    RootOpt,
+    StackOpt,
+    as_format,
+    emit,
+    fail,
+    resolve_root,
+    stack_settings,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -27,10 +38,11 @@ def register(app: typer.Typer) -> None:
                                                       help="namespace of the leases (default: the stack's)")] = None,
         message_file: Annotated[Path | None, typer.Option(metavar="FILE",
                                                           help="also write the commit message here")] = None,
+        output: OutputOpt = "text",
     ) -> None:
         """Delete expired leases; renew auto-renew leases that served requests in their window.
 
-        Example: tms prune --dry-run"""
+        Example: tms prune --dry-run -o json"""
         from datetime import UTC, datetime
 
         from tms_stack.cli.app import parse_now
@@ -44,15 +56,18 @@ def register(app: typer.Typer) -> None:
             namespace = stack_settings(root, stack).namespace
         repo = load_repository(root)
         if repo.unreadable:
-            for d in repo.unreadable:
-                typer.echo(f"{d.location()}: {d.message}", err=True)
-            raise typer.Exit(EXIT_USAGE)
+            first = repo.unreadable[0]
+            more = f" (+{len(repo.unreadable) - 1} more: tms check lists them)" if len(repo.unreadable) > 1 else ""
+            fail(f"unreadable file {first.location()}: {first.message}{more}", EXIT_USAGE)
         source = telemetry_source(root, prometheus_url, triton_url, namespace, stack)
         result = decide(repo, moment, source)
         if not dry_run and result.changed:
             apply(root, repo, result)
         message = result.commit_message()
-        typer.echo(message, nl=False)
+        if as_format(output) is OutputFormat.json:
+            emit(output, prune_json(result, message, dry_run))
+        else:
+            typer.echo(message, nl=False)
         if message_file:
             message_file.write_text(message)
         if result.unknown:
@@ -75,17 +90,25 @@ def register(app: typer.Typer) -> None:
         root: RootOpt = None,
         stack: StackOpt = None,
         now: Annotated[str | None, typer.Option(metavar="TIME", help="evaluate expiry at this UTC time")] = None,
-        output: Annotated[Path | None, typer.Option("--output", "-o", metavar="FILE",
-                                                    help="write the markdown here")] = None,
+        out: Annotated[Path | None, typer.Option("--out", metavar="FILE", show_default=False,
+                                                 help="write the plan (or the --targets list) here (default: stdout)")] = None,
         targets: Annotated[bool, typer.Option(
             "--targets", help="instead of markdown, the Pulumi URNs whose objects differ from --base, one per "
                               "line, for `pulumi up --target`; a single `...::**` line means the whole stack "
                               "(docs/cli.md)")] = False,
+        base_dir: Annotated[Path | None, typer.Option(
+            "--base-dir", metavar="DIR", help="read the base's leases, pools, policies and stack files from this "
+                                              "checkout instead of `git archive --base` (--base is then only "
+                                              "the label); scripts/trusted-review.sh uses it")] = None,
+        output: OutputOpt = "text",
     ) -> None:
-        """Markdown for the pull-request comment: what merging would change.
+        """Markdown for the pull-request comment: what merging would change (-o json: the same as data).
 
-        Example: tms plan --base origin/main --output plan.md
-        Example: tms plan --base "$DEPLOYED_SHA" --stack prod --targets -o targets.txt"""
+        Example: tms plan --base origin/main --out plan.md
+        Example: tms plan --base "$DEPLOYED_SHA" --stack prod --targets --out targets.txt"""
+        import dataclasses
+        import json
+
         from tms_stack.cli.app import parse_now
         from tms_stack.plan import build_plan, render_markdown
 
@@ -98,15 +121,44 @@ def register(app: typer.Typer) -> None:
                        f"{' ...' if len(t.groups) > 10 else ''} ({len(t.urns)} URNs)")
             typer.echo(f"tms plan --targets: {summary}", err=True)
             lines = "".join(u + "\n" for u in t.urns)
-            if output:
-                output.write_text(lines)
+            if as_format(output) is OutputFormat.json:
+                lines = json.dumps({"whole_stack": t.whole_stack, "reason": t.reason, "groups": t.groups,
+                                    "urns": t.urns}, indent=2, sort_keys=True) + "\n"
+            if out:
+                out.write_text(lines)
             else:
                 typer.echo(lines, nl=False)
             return
 
         # git's own message (e.g. an unknown --base) reaches the user through the central handler.
-        text = render_markdown(build_plan(resolve_root(root), base, stack, parse_now(now)))
-        if output:
-            output.write_text(text)
+        if base_dir is not None and not base_dir.is_dir():
+            raise typer.BadParameter(f"--base-dir {base_dir}: no such folder")
+        result = build_plan(resolve_root(root), base, stack, parse_now(now), base_dir)
+        if as_format(output) is OutputFormat.json:
+            text = json.dumps(dataclasses.asdict(result), indent=2, sort_keys=True, default=str) + "\n"
+        else:
+            text = render_markdown(result)
+        if out:
+            try:
+                out.write_text(text)
+            except OSError as exc:
+                fail(f"--out {out}: {exc.strerror or exc}")
         else:
             typer.echo(text, nl=False)
+
+
+def prune_json(result, message: str, dry_run: bool) -> dict:  # type: ignore[no-untyped-def]
+    """`tms prune -o json` (schema: docs/cli.md)."""
+    def ts(t):  # type: ignore[no-untyped-def]
+        return f"{t:%Y-%m-%dT%H:%M:%SZ}"
+
+    return {
+        "dry_run": dry_run,
+        "changed": result.changed,
+        "deleted": [{"lease": n, "file": f, "expires": ts(e)} for n, f, e in result.expired],
+        "renewed": [{"lease": r.lease, "file": r.file, "expires_before": ts(r.old), "expires": ts(r.new)}
+                    for r in result.renewed],
+        "unknown": [{"lease": n, "file": f, "why": w} for n, f, w in result.unknown],
+        "expired_unknown": [{"lease": n, "file": f, "why": w} for n, f, w in result.expired_unknown],
+        "commit_message": message,
+    }

@@ -8,12 +8,18 @@ from typing import Annotated, Any
 
 import typer
 
+from tms_stack.cli.common import (
+    EXIT_CONFLICT,
+    OutputOpt,
+)
+from tms_stack.cli.common import (
+    PorcelainOpt as Porcelain,
+)
+from tms_stack.cli.common import (
+    RootOpt as Root,
+)
 from tms_stack.cli.tmsctl import (
     EXIT_REFUSED,
-    Output,
-    OutputOpt,
-    Porcelain,
-    Root,
     Target,
     commit_hint,
     edit,
@@ -24,9 +30,10 @@ from tms_stack.cli.tmsctl import (
     no_target,
     porcelain_word,
     repo_config,
+    table,
 )
 
-pool_app = typer.Typer(no_args_is_help=True, help="Pools: shared Tritons with quota-based placement.")
+pool_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Pools: shared Tritons with quota-based placement.")
 
 
 def register(app: typer.Typer) -> None:
@@ -38,7 +45,7 @@ def lock_cmd(
     root: Root = None,
     learn: Annotated[bool, typer.Option("--learn/--no-learn",
                                         help="read config.pbtxt of models with unknown backends (network)")] = True,
-    porcelain: Porcelain = False, output: OutputOpt = Output.text,
+    porcelain: Porcelain = False, output: OutputOpt = "text",
 ) -> None:
     """(Re)compute pools/placement.lock.yaml. Existing placements stay put."""
     from tms_stack.lockfile import read_lock, write_lock
@@ -88,7 +95,7 @@ def _learn(repo, previous):  # type: ignore[no-untyped-def]
 
 
 @pool_app.command("status")
-def status_cmd(name: str, root: Root = None, porcelain: Porcelain = False, output: OutputOpt = Output.text,
+def status_cmd(name: str, root: Root = None, porcelain: Porcelain = False, output: OutputOpt = "text",
                target: Target = None,
                verbose: Annotated[bool, typer.Option("--verbose", "-v",
                                                      help="also each lease's owner, expiry and models")] = False,
@@ -149,7 +156,7 @@ def status_cmd(name: str, root: Root = None, porcelain: Porcelain = False, outpu
 def rebalance_cmd(
     root: Root = None,
     write: Annotated[bool, typer.Option("--write", help="write the compacted lock")] = False,
-    porcelain: Porcelain = False, output: OutputOpt = Output.text,
+    porcelain: Porcelain = False, output: OutputOpt = "text",
 ) -> None:
     """Compute a compacted placement; shows how many leases would move (writes with --write)."""
     from tms_stack.lockfile import read_lock, write_lock
@@ -184,7 +191,7 @@ def rebalance_cmd(
 
 
 @pool_app.command("list")
-def list_cmd(root: Root = None, porcelain: Porcelain = False, output: OutputOpt = Output.text,
+def list_cmd(root: Root = None, porcelain: Porcelain = False, output: OutputOpt = "text",
              target: Target = None, verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
     """Pools defined in pools/."""
     no_target(target)
@@ -195,13 +202,11 @@ def list_cmd(root: Root = None, porcelain: Porcelain = False, output: OutputOpt 
             for p in sorted(repo.all_pools(), key=lambda p: p.name.lower())]
 
     def text() -> list[str]:
-        out = ["Pool Quota Instances Leases" + (" BackendUniqueness LeaseNames" if verbose else "")]
-        for r in rows:
-            line = f"{r['name']} {r['instanceQuota']} {r['min']}..{r['max']} {len(r['leases'])}"
-            if verbose:
-                line += f" {str(r['backendUniqueness']).lower()} {','.join(r['leases']) or '-'}"
-            out.append(line)
-        return [*out, f"Count: {len(rows)}"]
+        header = ["Pool", "Quota", "Instances", "Leases"] + (["BackendUniqueness", "LeaseNames"] if verbose else [])
+        body = [[r["name"], str(r["instanceQuota"]), f"{r['min']}..{r['max']}", str(len(r["leases"]))]
+                + ([str(r["backendUniqueness"]).lower(), ",".join(r["leases"]) or "-"] if verbose else [])
+                for r in rows]
+        return [*table(header, body), f"Count: {len(rows)}"]
 
     emit(output, porcelain, text,
          lambda: [" ".join([porcelain_word("pool", r["name"]), porcelain_word("quota", r["instanceQuota"]),
@@ -221,7 +226,7 @@ def create_cmd(
                                 help="cpu=N;gpu=N;system-memory=4Gi;shared-memory=256Mi;repository-size=2Gi")] = None,
     owner: Annotated[str | None, typer.Option("--owner", help="who the pool's GPUs count against "
                                               "(default: TMS_OWNER or `owner:` in .tms.yaml)")] = None,
-    root: Root = None, porcelain: Porcelain = False, output: OutputOpt = Output.text, target: Target = None,
+    root: Root = None, porcelain: Porcelain = False, output: OutputOpt = "text", target: Target = None,
 ) -> None:
     """Write pools/<name>.yaml (checked before it is written)."""
     from tms_stack.diagnostics import TmsError
@@ -232,7 +237,7 @@ def create_cmd(
     repo = load(root)
     same = next((p.name for p in repo.all_pools() if p.name.lower() == name.lower()), None)
     if same is not None:
-        fail(f"a pool named {same!r} exists already: pool names are case-insensitive (TMS rule)", EXIT_REFUSED)
+        fail(f"a pool named {same!r} exists already: pool names are case-insensitive (TMS rule)", EXIT_CONFLICT)
     # TMS: "*" or no --instances takes the server default; ours is min 0, max = the admin's
     # policies limits.pools.maxInstances.
     lo, hi = 0, repo.limits.spec.pools.maxInstances
@@ -266,7 +271,7 @@ def create_cmd(
     except TmsError as exc:
         fail(f"refused: {exc}", EXIT_REFUSED)
     if path.exists():
-        fail(f"{path} already exists", EXIT_REFUSED)
+        fail(f"{path} already exists", EXIT_CONFLICT)
     written = edit(root, {path: doc})
     emit(output, porcelain,
          lambda: [f"Pool {name}", f"Instance quota: {instance_quota}", f"Instances: {lo}..{hi}",
@@ -276,7 +281,7 @@ def create_cmd(
 
 
 @pool_app.command("delete")
-def delete_cmd(name: str, root: Root = None, porcelain: Porcelain = False, output: OutputOpt = Output.text,
+def delete_cmd(name: str, root: Root = None, porcelain: Porcelain = False, output: OutputOpt = "text",
                target: Target = None) -> None:
     """Delete pools/<name>.yaml; refused while leases still use the pool."""
     no_target(target)

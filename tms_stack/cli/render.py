@@ -1,4 +1,4 @@
-"""`tms render -o DIR`: every Kubernetes object as YAML, one file per object."""
+"""`tms render --out DIR`: every Kubernetes object as YAML, one file per object."""
 
 from __future__ import annotations
 
@@ -9,7 +9,18 @@ from typing import Annotated
 
 import typer
 
-from tms_stack.cli.common import EXIT_FINDINGS, EXIT_USAGE, RootOpt, StackOpt, resolve_root
+from tms_stack.cli.common import (
+    EXIT_FINDINGS,
+    EXIT_USAGE,
+    OutputFormat,
+    OutputOpt,
+    RootOpt,
+    StackOpt,
+    as_format,
+    emit,
+    fail,
+    resolve_root,
+)
 from tms_stack.diagnostics import TmsError, UnreadableInput
 from tms_stack.render.yamlout import dump_object
 
@@ -17,14 +28,16 @@ from tms_stack.render.yamlout import dump_object
 def register(app: typer.Typer) -> None:
     @app.command()
     def render(
-        out: Annotated[Path, typer.Option("--output", "-o", metavar="DIR", help="directory to write (replaced)")],
+        out: Annotated[Path, typer.Option("--out", metavar="DIR", show_default=False,
+                                          help="directory to write (replaced on every run)")],
         root: RootOpt = None,
         stack: StackOpt = None,
         now: Annotated[str | None, typer.Option(metavar="TIME", help="evaluate expiry at this UTC time")] = None,
+        output: OutputOpt = "text",
     ) -> None:
         """Write every Kubernetes object as YAML: usable by kubectl, Argo CD or Flux. Needs no cluster.
 
-        Example: tms render -o out/ --stack production"""
+        Example: tms render --out out/ --stack production"""
         from tms_stack.cli.app import parse_now
         from tms_stack.render.pipeline import render_root
 
@@ -32,19 +45,22 @@ def register(app: typer.Typer) -> None:
         try:
             groups = render_root(where, stack, parse_now(now))
         except TmsError as exc:
-            typer.echo(f"error: {exc}", err=True)
             unreadable = isinstance(exc, UnreadableInput) or "unreadable" in str(exc)
-            raise typer.Exit(EXIT_USAGE if unreadable else EXIT_FINDINGS) from None
-        write_objects(groups, out)
+            fail(str(exc).strip(), EXIT_USAGE if unreadable else EXIT_FINDINGS)
+        count = write_objects(groups, out, quiet=as_format(output) is OutputFormat.json)
+        if as_format(output) is OutputFormat.json:
+            emit(output, {"out": str(out), "stack": stack, "objects": count, "groups": len(groups),
+                          "files": sorted(p.relative_to(out).as_posix() for p in out.rglob("*.yaml"))})
 
 
-def write_objects(groups, out: Path) -> int:  # type: ignore[no-untyped-def]
+def write_objects(groups, out: Path, quiet: bool = False) -> int:  # type: ignore[no-untyped-def]
     """One file per object: `<group-kind>/<group>/<Kind>-<name>.yaml` so diffs read naturally."""
     if out.exists():
         if not out.is_dir():
-            raise typer.BadParameter(f"{out} exists and is not a directory")
+            fail(f"--out {out}: exists and is not a directory")
         if any(out.iterdir()) and not (out / ".tms-render").exists():
-            raise typer.BadParameter(f"{out} is not empty and was not written by `tms render`; choose another")
+            fail(f"--out {out}: not empty and not written by `tms render` (no .tms-render in it): choose another "
+                 "directory")
         shutil.rmtree(out)
     out.mkdir(parents=True)
     (out / ".tms-render").write_text("written by `tms render`; the directory is replaced on every run\n")
@@ -62,5 +78,6 @@ def write_objects(groups, out: Path) -> int:  # type: ignore[no-untyped-def]
                 print(f"\rwrote {count}/{total} objects", end="", file=sys.stderr)
     if show:
         print(file=sys.stderr)
-    typer.echo(f"wrote {count} objects ({len(groups)} groups) to {out}")
+    if not quiet:
+        typer.echo(f"wrote {count} objects ({len(groups)} groups) to {out}")
     return count

@@ -1,44 +1,38 @@
-"""What the tmsctl-compatible verbs share: output modes (text as tmsctl prints it, `-z` porcelain
-lines a script can grep, `-o json`), the repository in place of tmsctl's `--target`, the owner
-default, and refusals with a message and an exit code instead of a traceback.
-
-Exit codes: 0 done (or nothing to do), 1 refused (the edit would not pass `tms check`, or the
-state forbids it), 2 usage (unknown or contradictory options, bad values), 3 environment (no
-repository here)."""
+"""What the tmsctl-compatible verbs share on top of tms_stack/cli/common.py (which owns the root
+rule, `-o`, `-z`, the exit codes and the one error path): tmsctl's hidden `--target`, loading the
+repository for a verb, checked edits, the commit hint and the owner default."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Callable, Iterable
-from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
+from tms_stack.cli.common import (
+    EXIT_FINDINGS,
+    EXIT_USAGE,
+    OutputFormat,
+    as_format,
+    fail,
+    porcelain_word,
+    resolve_root,
+)
 from tms_stack.diagnostics import TmsError
 
-EXIT_REFUSED, EXIT_USAGE, EXIT_ENV = 1, 2, 3
+# A refusal: the repository's content does not allow the edit (check would flag it, the thing does
+# not exist, the state forbids it). The same code as check's findings: docs/cli.md.
+EXIT_REFUSED = EXIT_FINDINGS
 
-
-class Output(str, Enum):
-    text = "text"
-    json = "json"
-
-
-Root = Annotated[Path | None, typer.Option("--root", help="repository root (default: found upward from here)")]
-Porcelain = Annotated[bool, typer.Option("--porcelain", "-z", help="one line per item, key:value words (tmsctl's -z)")]
-OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="text | json")]
 # tmsctl's connection options: a repository replaces the TMS server. Accepted only to refuse
 # with a message, so a pasted tmsctl line fails clearly instead of as "no such option".
 Target = Annotated[str | None, typer.Option("--target", "-t", hidden=True)]
 
-
-def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    typer.echo(f"tms: {message}", err=True)
-    raise typer.Exit(code)
+__all__ = ["EXIT_REFUSED", "Target", "commit_hint", "default_owner", "edit", "emit", "fail", "find_root", "load",
+           "no_target", "porcelain_word", "repo_config", "table", "unreadable_message"]
 
 
 def no_target(target: str | None) -> None:
@@ -48,26 +42,33 @@ def no_target(target: str | None) -> None:
 
 
 def find_root(root: Path | None) -> Path:
-    """--root, else the nearest folder up from here with leases/, pools/ or policies/."""
-    if root is not None:
-        if not root.is_dir():
-            fail(f"--root {root}: no such folder", EXIT_ENV)
-        return root
-    here = Path.cwd().resolve()
-    for folder in (here, *here.parents):
-        if any((folder / sub).is_dir() for sub in ("leases", "pools", "policies")):
-            return folder
-    fail(f"no leases/, pools/ or policies/ folder in {here} or above: run tms inside a tms-stack repository",
-         EXIT_ENV)
+    """The one root rule (common.resolve_root): --root, else walk up from here."""
+    return resolve_root(root)
 
 
-def load(root: Path):  # type: ignore[no-untyped-def]
+def load(root: Path, tolerate: bool = False):  # type: ignore[no-untyped-def]
+    """The repository; an unreadable file stops the verb with one line naming it (exit 2).
+    `tolerate`: return it anyway (listings show what is readable, then report: unreadable_error)."""
     from tms_stack.loader import load_repository
 
     repo = load_repository(root)
-    if repo.unreadable:
-        fail("unreadable files: " + "; ".join(f"{d.location()}: {d.message}" for d in repo.unreadable), EXIT_ENV)
+    if repo.unreadable and not tolerate:
+        fail(unreadable_message(repo), EXIT_USAGE)
     return repo
+
+
+def unreadable_message(repo) -> str:  # type: ignore[no-untyped-def]
+    first = repo.unreadable[0]
+    more = f" (+{len(repo.unreadable) - 1} more: tms check lists them)" if len(repo.unreadable) > 1 else ""
+    return f"unreadable file {first.location()}: {first.message}{more}"
+
+
+def table(header: list[str], rows: Iterable[list[str]]) -> list[str]:
+    """Columns padded to line up; one space between them, so that an empty table is tmsctl's
+    header line exactly and `awk '{print $1}'` still works."""
+    body = [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    return [" ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *body]]
 
 
 def edit(root: Path, changes: dict[Path, Any]) -> list[Path]:
@@ -90,16 +91,13 @@ def commit_hint(root: Path, written: Iterable[Path]) -> str:
     return f"Commit to deploy: git add {' '.join(sorted(set(rels)))} && git commit"
 
 
-def porcelain_word(key: str, value: object) -> str:
-    """`key:value` with the value made one word (tmsctl's -z output is split on whitespace)."""
-    text = re.sub(r"\s+", "_", "" if value is None else str(value))
-    return f"{key}:{text}"
+def emit(output: OutputFormat | str, porcelain: bool, text: Callable[[], list[str]],
+         lines: Callable[[], list[str]], data: Callable[[], Any]) -> None:
+    """JSON (`-o json`), porcelain lines (`-z`) or text, each computed only when asked."""
+    from tms_stack.cli.common import emit as emit_one
 
-
-def emit(output: Output, porcelain: bool, text: Callable[[], list[str]], lines: Callable[[], list[str]],
-         data: Callable[[], Any]) -> None:
-    if output is Output.json:
-        typer.echo(json.dumps(data(), indent=2, default=str))
+    if as_format(output) is OutputFormat.json:
+        emit_one(OutputFormat.json, data())
     elif porcelain:
         for line in lines():
             typer.echo(line)
@@ -118,9 +116,9 @@ def repo_config(root: Path) -> dict[str, Any]:
     try:
         data = parse_file(path, ".tms.yaml").data
     except TmsError as exc:
-        fail(f".tms.yaml: {exc}", EXIT_ENV)
+        fail(f".tms.yaml: {exc}", EXIT_USAGE)
     if not isinstance(data, dict):
-        fail(".tms.yaml: expected a mapping such as `owner: team-risk`", EXIT_ENV)
+        fail(".tms.yaml: expected a mapping such as `owner: team-risk`", EXIT_USAGE)
     return data
 
 

@@ -47,10 +47,27 @@ def _max_resources() -> ResourceValues:
     return ResourceValues(cpu="16", gpu=4, systemMemory="32Gi", sharedMemory="2Gi", repositorySize="100Gi")
 
 
+_TMS_RESOURCES = {"default": _default_resources, "minimum": _min_resources, "maximum": _max_resources}
+
+
 class ResourceLimits(Strict):
     default: ResourceValues = Field(default_factory=_default_resources)
     minimum: ResourceValues = Field(default_factory=_min_resources)
     maximum: ResourceValues = Field(default_factory=_max_resources)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_left_out(cls, data: object) -> object:
+        """TMS defaults fill every value left out, within a block too: `default: {cpu: 2, gpu: 1}`
+        keeps TMS's memory and repository size (docs/user-guide.md; issue 14: it was refused)."""
+        if not isinstance(data, dict):
+            return data
+        filled = dict(data)
+        for key, tms in _TMS_RESOURCES.items():
+            given = data.get(key)
+            if isinstance(given, dict):
+                filled[key] = {**tms().model_dump(mode="json"), **given}
+        return filled
 
 
 class TritonLimits(Strict):

@@ -47,6 +47,20 @@ ALERT_RULES = [
         },
     },
     {
+        # Per lease, whatever the pod's readiness says: a pool instance stays Ready while one of its
+        # leases fails (issue 11 #4), so this alert is how that lease's owner learns it.
+        "alert": "TmsLeaseNotReady",
+        "expr": "max by (namespace, lease) (tms_agent_lease_ready) == 0",
+        "for": "10m",
+        "labels": {"severity": "warning"},
+        "annotations": {
+            "summary": "Lease {{ $labels.lease }} is not ready",
+            "description": "No model agent in {{ $labels.namespace }} has had every model of lease "
+                           "{{ $labels.lease }} READY for 10 minutes; `tms lease status {{ $labels.lease }}` "
+                           "shows which model and why.",
+        },
+    },
+    {
         "alert": "TmsLeaseExpiringSoon",
         "expr": "(max by (namespace, lease) (tms_agent_lease_expiry_timestamp_seconds) - time()) < 3600\n"
                 "and (max by (namespace, lease) (tms_agent_lease_expiry_timestamp_seconds) - time()) > 0",

@@ -28,8 +28,10 @@ def render_pool(pool: Pool, placement: PoolPlacement, leases: dict[str, Lease], 
             leases=[desired_lease(leases[n], repos) for n in inst.leases if n in leases],
         )
         # Pool instances never scale by HPA; their lease set changes through the ConfigMap only,
-        # which the agent applies without restarting Triton.
+        # which the agent applies without restarting Triton: `pooled` mounts every repository of
+        # the policies, so no hosted lease ever changes the pod template (render/mounts.py).
         workload = Workload(name=name, image=image, resources=resources, desired=desired, labels=labels,
-                            annotations={}, replicas=1, restricted=restricted, triton_args=triton_args)
+                            annotations={}, replicas=1, restricted=restricted, triton_args=triton_args,
+                            pooled=True)
         objects.extend(render_workload(workload, settings, repos))
     return objects

@@ -9,18 +9,31 @@ from dataclasses import dataclass
 from typing import Any
 
 from tms_stack import units
-from tms_stack.desired import DESIRED_FILE, DesiredDocument, HttpsSource, S3Source, volume_dir
+from tms_stack.desired import DESIRED_FILE, DesiredDocument
 from tms_stack.models.policies import RepositoriesSpec
+from tms_stack.render.access import (
+    AGENT,
+    GRPC,
+    HTTP,
+    METRICS,
+    REPO_KEY_FILE,
+    key_init_container,
+    key_mount,
+    key_volume,
+    network_policy,
+    triton_command,
+)
 from tms_stack.render.labels import EXPIRES, INSTANCE, image_version, metadata
+from tms_stack.render.mounts import repository_mounts
 from tms_stack.render.tritonopts import TLS_DIR, certificate, tls_args, tls_secret
 from tms_stack.resolve import EffectiveResources
 from tms_stack.stack import StackSettings
 
-HTTP, GRPC, METRICS, AGENT = 8000, 8001, 8002, 8080
 MODEL_DIR = "/models"
 DESIRED_DIR = "/etc/tms/desired"
-REPO_KEY_DIR = "/var/run/tms/repo-key"
-REPO_KEY_HEADER = "tms-repo-key"
+AGENT_SECURITY: dict[str, Any] = {"runAsNonRoot": True, "runAsUser": 1000, "allowPrivilegeEscalation": False,
+                                  "readOnlyRootFilesystem": True}
+__all__ = ["AGENT", "GRPC", "HTTP", "METRICS", "Workload", "iam_role", "render_workload", "service"]
 
 
 @dataclass(frozen=True)
@@ -36,33 +49,18 @@ class Workload:
     replicas: int | None            # None when an HPA owns the count
     restricted: bool                # restricted model-repository endpoint
     triton_args: tuple[str, ...] = ()  # admin options: log and trace levels (render/tritonopts.py)
+    # A pool instance: mounts every repository of the policies and is Ready after the agent's first
+    # pass (docs/agent.md); a bespoke lease mounts its own and is Ready when all its models are.
+    pooled: bool = False
 
 
-def _secret_names(desired: DesiredDocument) -> list[str]:
-    names: set[str] = set()
-    for lease in desired.leases:
-        for model in lease.models:
-            src = model.source
-            for path in ((src.accessKeySecret, src.secretKeySecret) if isinstance(src, S3Source)
-                         else (src.authorizationSecret,) if isinstance(src, HttpsSource) else ()):
-                if path:
-                    names.add(path.rsplit("/", 1)[-1])
-    return sorted(names)
-
-
-def _volume_repos(desired: DesiredDocument) -> list[str]:
-    repos: set[str] = set()
-    for lease in desired.leases:
-        for model in lease.models:
-            if model.uri.startswith("model://") and model.source.kind == "volume":
-                repos.add(model.uri[len("model://"):].split("/", 1)[0])
-    return sorted(repos)
-
-
-def iam_role(desired: DesiredDocument, repos: RepositoriesSpec) -> tuple[str | None, str | None]:
-    """(role ARN, AWS region) for the pod when one of its models lives in a role-based S3 repository."""
-    used = {m.uri[len("model://"):].split("/", 1)[0] for lease in desired.leases for m in lease.models
-            if m.uri.startswith("model://")}
+def iam_role(desired: DesiredDocument, repos: RepositoriesSpec,
+             pooled: bool = False) -> tuple[str | None, str | None]:
+    """(role ARN, AWS region) for the pod when one of its models lives in a role-based S3 repository;
+    a pool instance takes them from every repository (its hosted leases must not change its pod)."""
+    used = {s3.repositoryName for s3 in repos.s3} if pooled else {
+        m.uri[len("model://"):].split("/", 1)[0] for lease in desired.leases for m in lease.models
+        if m.uri.startswith("model://")}
     role = region = None
     for s3 in repos.s3:
         if s3.repositoryName in used:
@@ -72,7 +70,7 @@ def iam_role(desired: DesiredDocument, repos: RepositoriesSpec) -> tuple[str | N
 
 
 def render_workload(w: Workload, settings: StackSettings, repos: RepositoriesSpec) -> list[dict[str, Any]]:
-    role, region = iam_role(w.desired, repos)
+    role, region = iam_role(w.desired, repos, w.pooled)
     sa_annotations = dict(w.annotations)
     if role:
         sa_annotations["eks.amazonaws.com/role-arn"] = role
@@ -86,15 +84,15 @@ def render_workload(w: Workload, settings: StackSettings, repos: RepositoriesSpe
         "metadata": metadata(w.name, settings, w.labels, w.annotations),
         "data": {DESIRED_FILE: w.desired.to_json() + "\n"},
     }
-    claims = {v.repositoryName: v.volumeClaimName for v in repos.volumes}
-    objects: list[dict[str, Any]] = [service_account, config_map, _deployment(w, settings, region, claims)]
+    objects: list[dict[str, Any]] = [service_account, config_map, _deployment(w, settings, region, repos),
+                                     network_policy(w.name, settings, w.labels, w.annotations)]
     if settings.tls is not None:
         objects.append(certificate(w.name, settings, w.labels, w.annotations))
     return objects
 
 
 def _deployment(w: Workload, settings: StackSettings, region: str | None,
-                claims: dict[str, str]) -> dict[str, Any]:
+                repos: RepositoriesSpec) -> dict[str, Any]:
     res = w.resources
     memory = units.format_memory(res.system_memory)
     triton_resources: dict[str, Any] = {
@@ -115,21 +113,15 @@ def _deployment(w: Workload, settings: StackSettings, region: str | None,
     ]
     if settings.tls is not None:
         args += tls_args()
-    env: list[dict[str, Any]] = []
-    if w.restricted:
-        # Only the agent knows the key, so only it can load and unload models.
-        args += [f"--http-restricted-api=model-repository:{REPO_KEY_HEADER}=$(TMS_REPO_KEY)",
-                 f"--grpc-restricted-protocol=model-repository:{REPO_KEY_HEADER}=$(TMS_REPO_KEY)"]
-        env.append({"name": "TMS_REPO_KEY",
-                    "valueFrom": {"secretKeyRef": {"name": settings.repoKeySecret, "key": "value"}}})
+    mounts = repository_mounts(w.desired, repos, w.pooled)
     startup_s = int(units.parse_duration(settings.startupTimeout).total_seconds())
     period = 10
     triton: dict[str, Any] = {
         "name": "triton",
         "image": w.image,
-        "command": ["tritonserver"],
+        # With the restricted API, a wrapper adds this pod's own key (render/access.py).
+        "command": triton_command(w.restricted),
         "args": args,
-        "env": env,
         "ports": [
             {"name": "http", "containerPort": HTTP, "protocol": "TCP"},
             {"name": "grpc", "containerPort": GRPC, "protocol": "TCP"},
@@ -145,6 +137,8 @@ def _deployment(w: Workload, settings: StackSettings, region: str | None,
         "volumeMounts": [
             {"name": "models", "mountPath": MODEL_DIR},
             {"name": "dshm", "mountPath": "/dev/shm"},
+            *([key_mount()] if w.restricted else []),
+            *mounts.shared,
         ],
     }
     agent_env: list[dict[str, Any]] = [
@@ -153,9 +147,12 @@ def _deployment(w: Workload, settings: StackSettings, region: str | None,
         {"name": "TMS_TRITON_URL", "value": f"localhost:{HTTP}"},
         {"name": "TMS_AGENT_PORT", "value": str(AGENT)},
         {"name": "TMS_REPOSITORY_SIZE", "value": str(res.repository_size)},
+        # A model load may take as long as the startup probe allows (issue 11 #7).
+        {"name": "TMS_LOAD_TIMEOUT", "value": str(startup_s)},
+        {"name": "TMS_READINESS", "value": "first-pass" if w.pooled else "all-models"},
     ]
     if w.restricted:
-        agent_env.append({"name": "TMS_REPO_KEY_FILE", "value": f"{REPO_KEY_DIR}/value"})
+        agent_env.append({"name": "TMS_REPO_KEY_FILE", "value": REPO_KEY_FILE})
     if region:
         agent_env.append({"name": "AWS_DEFAULT_REGION", "value": region})  # IRSA needs it (server#8090)
     agent_mounts: list[dict[str, Any]] = [
@@ -168,19 +165,13 @@ def _deployment(w: Workload, settings: StackSettings, region: str | None,
         {"name": "desired", "configMap": {"name": w.name}},
     ]
     if w.restricted:
-        agent_mounts.append({"name": "repo-key", "mountPath": REPO_KEY_DIR, "readOnly": True})
-        volumes.append({"name": "repo-key", "secret": {"secretName": settings.repoKeySecret}})
+        agent_mounts.append(key_mount())
+        volumes.append(key_volume())
     if settings.tls is not None:
         triton["volumeMounts"].append({"name": "tls", "mountPath": TLS_DIR, "readOnly": True})
         volumes.append({"name": "tls", "secret": {"secretName": tls_secret(w.name)}})
-    for secret in _secret_names(w.desired):
-        vol = f"secret-{secret}"[:63].rstrip("-.")
-        agent_mounts.append({"name": vol, "mountPath": f"/var/run/tms/secrets/{secret}", "readOnly": True})
-        volumes.append({"name": vol, "secret": {"secretName": secret}})
-    for repo in _volume_repos(w.desired):
-        vol = f"repo-{repo}"[:63].rstrip("-.")
-        agent_mounts.append({"name": vol, "mountPath": volume_dir(repo), "readOnly": True})
-        volumes.append({"name": vol, "persistentVolumeClaim": {"claimName": claims[repo], "readOnly": True}})
+    agent_mounts += mounts.agent + mounts.shared
+    volumes += mounts.volumes
     agent = {
         "name": "agent",
         "image": settings.agentImage,
@@ -188,13 +179,13 @@ def _deployment(w: Workload, settings: StackSettings, region: str | None,
         "env": agent_env,
         "ports": [{"name": "agent", "containerPort": AGENT, "protocol": "TCP"}],
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
-        # Ready only when every desired model is READY in Triton.
+        # Bespoke: Ready when every desired model is READY. Pool instance: Ready once the agent's
+        # first pass is done; one lease's failure never flips it afterwards (docs/agent.md).
         "readinessProbe": {"httpGet": {"path": "/ready", "port": "agent"}, "periodSeconds": 5},
         "livenessProbe": {"httpGet": {"path": "/healthz", "port": "agent"}, "periodSeconds": 20,
                           "failureThreshold": 3},
         "volumeMounts": agent_mounts,
-        "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "allowPrivilegeEscalation": False,
-                            "readOnlyRootFilesystem": True},
+        "securityContext": AGENT_SECURITY,
     }
     # The pod template never carries the expiry: a renewal must not roll the Deployment (issue 11, #2).
     pod_labels = {k: v for k, v in w.labels.items() if k != EXPIRES}
@@ -204,6 +195,7 @@ def _deployment(w: Workload, settings: StackSettings, region: str | None,
         "serviceAccountName": w.name,
         "terminationGracePeriodSeconds": 60,
         "securityContext": {"fsGroup": 1000},
+        **({"initContainers": [key_init_container(settings, AGENT_SECURITY)]} if w.restricted else {}),
         "containers": [triton, agent],
         "volumes": volumes,
     }

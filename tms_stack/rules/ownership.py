@@ -38,7 +38,6 @@ def stack_names(settings: StackSettings | None = None) -> dict[str, str]:
     """Names of the objects rendered once per stack -> a description."""
     settings = settings or StackSettings()
     out = {obj["metadata"]["name"]: f"the stack's {obj['kind']}" for obj in render_monitoring(settings)}
-    out[settings.repoKeySecret] = "the stack's model-repository key Secret"
     return out
 
 

@@ -1,0 +1,288 @@
+"""The real Pulumi engine at fleet scale: `pulumi preview` / `pulumi up` of generated stacks of
+N leases against a real API server (etcd, kube-apiserver, controllers, scheduler, kwok fake nodes:
+the e2e fixtures of tests/e2e/conftest.py), local file backend, and the time one changed lease
+takes to reach the API server. Peak RSS is the sum over the `pulumi` process tree (engine,
+language host, Python program, provider), sampled from /proc every 0.25 s.
+
+Usage: .venv/bin/python bench/engine_scale.py [--leases 10 100 1000] [--modes full targeted]
+       [--parallel P] [--json FILE]
+
+Per N, in one namespace and one stack: preview (empty stack), up (create all), a no-change
+preview, then for each mode one lease's models are edited (a ConfigMap change, what most lease
+edits are) and deployed:
+  full      `pulumi up` of the whole stack (what deploy.yml ran before issue 12)
+  targeted  `pulumi up --target <urn>...` of the groups `tms plan --targets` names
+"seen" is when the edited ConfigMap holds the new model on the API server (polled every 0.25 s),
+counted from the start of the command. Runs are sequential; `uptime` is printed with each line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from generate import generate  # noqa: E402
+
+from tests.e2e.conftest import ADMIN_TOKEN, ControlPlane, build_tools  # noqa: E402
+from tests.e2e.example import create_admin_prerequisites  # noqa: E402
+from tests.e2e.kubeapi import Kube  # noqa: E402
+
+TMS = str(ROOT / ".venv" / "bin" / "tms")
+STACK = "bench"
+EXAMPLE = ROOT / "tests" / "fixtures" / "example"
+# big enough for 10,000 leases' pods on a few nodes (kwok heartbeats per node, so fewer is cheaper)
+NODE_CAPACITY = {"cpu": "100000", "memory": "800Ti", "pods": "6000", "nvidia.com/gpu": "6000",
+                 "ephemeral-storage": "100Ti"}
+
+
+def load() -> str:
+    return Path("/proc/loadavg").read_text().split(" ")[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# peak RSS of a process tree, from /proc
+
+def _tree(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{d}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        children.setdefault(ppid, []).append(int(d))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def _rss(pid: int) -> tuple[str, int]:
+    """(command name, RSS in KiB) of one process; ("", 0) once it is gone."""
+    try:
+        fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                      if ":" in line)
+    except OSError:
+        return "", 0
+    return fields.get("Name", "").strip(), int(fields.get("VmRSS", "0 kB").split()[0])
+
+
+class Run:
+    """One CLI command: wall time, peak tree RSS (total and per command name) and, optionally,
+    when ``seen()`` first held."""
+
+    def __init__(self, argv: list[str], cwd: Path, env: dict[str, str], seen: Callable[[], bool] | None = None):
+        self.argv, self.cwd, self.env, self.seen = argv, cwd, env, seen
+        self.peak_kib = 0
+        self.peak_by_name: dict[str, int] = {}
+        self.seen_s: float | None = None
+
+    def _sample(self, proc: subprocess.Popen, start: float) -> None:
+        while proc.poll() is None:
+            by_name: dict[str, int] = {}
+            for p in _tree(proc.pid):
+                name, kib = _rss(p)
+                if name:
+                    by_name[name] = by_name.get(name, 0) + kib
+            self.peak_kib = max(self.peak_kib, sum(by_name.values()))
+            for n, kib in by_name.items():
+                self.peak_by_name[n] = max(self.peak_by_name.get(n, 0), kib)
+            if self.seen is not None and self.seen_s is None:
+                try:
+                    if self.seen():
+                        self.seen_s = time.monotonic() - start
+                except Exception:  # noqa: BLE001 - the API server may be busy; poll again
+                    pass
+            time.sleep(0.25)
+
+    def __call__(self) -> Run:
+        start = time.monotonic()
+        with tempfile.TemporaryFile("w+") as out:
+            proc = subprocess.Popen(self.argv, cwd=self.cwd, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                    text=True)
+            sampler = threading.Thread(target=self._sample, args=(proc, start), daemon=True)
+            sampler.start()
+            try:
+                rc = proc.wait()
+            except BaseException:  # interrupted: leave no engine behind holding the state lock
+                proc.kill()
+                raise
+            self.seconds = time.monotonic() - start
+            sampler.join()
+            out.seek(0)
+            self.output = out.read()
+        if rc != 0:
+            raise SystemExit(f"`{' '.join(self.argv)}` exited {rc}:\n{self.output[-4000:]}")
+        return self
+
+    def row(self) -> dict[str, Any]:
+        return {"seconds": round(self.seconds, 1), "seen_s": None if self.seen_s is None else round(self.seen_s, 1),
+                "peak_rss_mib": round(self.peak_kib / 1024),
+                "peak_rss_mib_by_process": {k: round(v / 1024) for k, v in sorted(self.peak_by_name.items())},
+                "load": load()}
+
+
+# ---------------------------------------------------------------------------------------------
+# the stack under test
+
+def prepare_repo(dest: Path, leases: int, namespace: str) -> Path:
+    generate(dest, leases, pools=max(1, leases // 20))
+    subprocess.run([TMS, "pool", "lock", "--no-learn"], cwd=dest, check=True, capture_output=True)
+    project = (EXAMPLE / "Pulumi.yaml").read_text()
+    (dest / "Pulumi.yaml").write_text(project.replace("virtualenv: .venv", f"virtualenv: {ROOT / '.venv'}"))
+    assert str(ROOT / ".venv") in (dest / "Pulumi.yaml").read_text(), "Pulumi.yaml of the example changed shape"
+    stack = (EXAMPLE / "Pulumi.example.yaml").read_text().replace("tms-stack:namespace: triton",
+                                                                   f"tms-stack:namespace: {namespace}")
+    assert namespace in stack
+    # kwok makes pods Ready in seconds; a stuck one should fail the run in minutes
+    (dest / f"Pulumi.{STACK}.yaml").write_text(stack + "  tms-stack:deployTimeout: 5m\n")
+    (dest / "tms_stack").symlink_to(ROOT / "tms_stack", target_is_directory=True)
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=dest, check=True)
+    subprocess.run(["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-qm", "base"],
+                   cwd=dest, check=True)
+    return dest
+
+
+def edit_one_lease(repo: Path, name: str, model: str) -> None:
+    """Add a model to a lease: its desired-models ConfigMap changes, nothing else of it."""
+    f = repo / "leases" / f"{name}.yaml"
+    text = f.read_text()
+    extra = f"    - name: {model}\n      uri: model://s3-models/bench/extra/{model}\n      backends: [python]\n"
+    f.write_text(text.replace("  expires:", extra + "  expires:", 1))
+
+
+def targets(repo: Path) -> list[str]:
+    p = subprocess.run([TMS, "plan", "--base", "HEAD", "--stack", STACK, "--targets"], cwd=repo,
+                       capture_output=True, text=True, check=True)
+    return [line for line in p.stdout.splitlines() if line.strip()]
+
+
+def configmap_has(kube: Kube, namespace: str, lease: str, text: str) -> Callable[[], bool]:
+    def check() -> bool:
+        cms = kube.list("v1", "ConfigMap", namespace, f"tms-stack.dev/lease={lease}")
+        return any(text in json.dumps(cm.get("data") or {}) for cm in cms)
+    return check
+
+
+def bench_size(n: int, modes: list[str], parallel: int | None, tmp: Path, kube: Kube, env: dict[str, str],
+               report: Callable[[str, dict[str, Any]], None], fast_create: int | None = None,
+               empty_preview: bool = True) -> None:
+    namespace = f"bench-{n}"
+    kube.ensure_namespace(namespace)
+    repo = prepare_repo(tmp / f"repo-{n}", n, namespace)
+    create_admin_prerequisites(kube, SimpleNamespace(path=repo, namespace=namespace,
+                                                     stack_file=repo / f"Pulumi.{STACK}.yaml"))
+    state = tmp / f"state-{n}"
+    state.mkdir()
+    env = {**env, "PULUMI_BACKEND_URL": f"file://{state}"}
+    par = [f"--parallel={parallel}"] if parallel else []
+
+    def pulumi(*args: str, seen: Callable[[], bool] | None = None) -> Run:
+        return Run(["pulumi", *args, "--non-interactive"], repo, env, seen)()
+
+    pulumi("stack", "init", STACK)
+    if empty_preview:
+        report(f"{n} preview (empty stack)", pulumi("preview", *par).row())
+    if fast_create:
+        # setup only: no intermediate checkpoints (the file backend rewrites the whole state after
+        # every step, quadratic in the stack size) and more parallel operations
+        env_fast = {**env, "PULUMI_SKIP_CHECKPOINTS": "true"}
+        run = Run(["pulumi", "up", "--yes", "--skip-preview", f"--parallel={fast_create}", "--non-interactive"],
+                  repo, env_fast)()
+        report(f"{n} up (create all, PULUMI_SKIP_CHECKPOINTS, --parallel={fast_create})", run.row())
+    else:
+        report(f"{n} up (create all)", pulumi("up", "--yes", "--skip-preview", *par).row())
+    report(f"{n} preview (no change)", pulumi("preview", *par).row())
+    for i, mode in enumerate(modes):
+        # bespoke leases (generate.py: i % 3 == 0) from the middle of the fleet: the program
+        # registers leases in name order, so an early one would reach the server sooner than most
+        lease = f"lease-{(n // 6 * 3 + 3 * i) % n:05d}"
+        model = f"extra_{mode}"
+        edit_one_lease(repo, lease, model)
+        extra: list[str] = []
+        if mode == "targeted":
+            start = time.monotonic()
+            urns = targets(repo)
+            report(f"{n} tms plan --targets", {"seconds": round(time.monotonic() - start, 1), "targets": urns,
+                                               "load": load()})
+            extra = [f"--target={u}" for u in urns]
+        seen = configmap_has(kube, namespace, lease, model)
+        report(f"{n} one lease changed, up ({mode})",
+               pulumi("up", "--yes", "--skip-preview", *par, *extra, seen=seen).row())
+        subprocess.run(["git", "commit", "-qam", f"edit {lease}"], cwd=repo, check=True)
+    report(f"{n} preview (no change, after the edits)", pulumi("preview", "--expect-no-changes", *par).row())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--leases", type=int, nargs="+", default=[10, 100, 1000])
+    ap.add_argument("--modes", nargs="+", default=["full", "targeted"], choices=["full", "targeted"])
+    ap.add_argument("--parallel", type=int, default=None, help="pulumi --parallel (default: the CLI's own, 8)")
+    ap.add_argument("--fast-create", type=int, metavar="P", default=None,
+                    help="create the stack with PULUMI_SKIP_CHECKPOINTS=true and --parallel=P (setup only)")
+    ap.add_argument("--no-empty-preview", action="store_true", help="skip the preview of the empty stack")
+    ap.add_argument("--json", type=Path, help="append one JSON line per measurement here")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory (repos, state, logs)")
+    args = ap.parse_args()
+
+    tools = build_tools.build(["kube-apiserver", "etcd", "kwok", "crds", "pulumi"])
+    errors = {k: v["error"] for k, v in tools.items() if "error" in v}
+    if errors:
+        raise SystemExit("could not build the tools: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
+    tmp = Path(tempfile.mkdtemp(prefix="tms-engine-scale-"))
+    cp = ControlPlane(tmp / "control-plane", tools)
+    (tmp / "control-plane").mkdir()
+
+    def report(what: str, row: dict[str, Any]) -> None:
+        print(f"{what}: {json.dumps(row)}", flush=True)
+        if args.json:
+            with args.json.open("a") as fh:
+                fh.write(json.dumps({"what": what, **row}) + "\n")
+
+    try:
+        cp.start()
+        kube = Kube(cp.server, ADMIN_TOKEN, str(cp.workdir / "pki" / "ca.crt"))
+        import yaml as pyyaml
+
+        crds = [d for f in tools["crds"]["files"] for d in pyyaml.safe_load_all(Path(f).read_text()) if d]
+        kube.install_crds(crds)
+        cp.add_fake_nodes(kube, count=2, capacity=NODE_CAPACITY)
+        home = tmp / "pulumi-home"
+        home.mkdir()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "KUBE"))}
+        env.update(
+            PATH=os.pathsep.join([*tools["pulumi"]["bin_dirs"], str(ROOT / ".venv" / "bin"), env.get("PATH", "")]),
+            PULUMI_HOME=str(home), PULUMI_CONFIG_PASSPHRASE="tms-bench", PULUMI_SKIP_UPDATE_CHECK="true",
+            PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true", KUBECONFIG=str(cp.kubeconfig), NO_COLOR="1",
+        )
+        print(f"control plane up; load {load()}; work dir {tmp}", flush=True)
+        for n in args.leases:
+            bench_size(n, args.modes, args.parallel, tmp, kube, env, report, args.fast_create,
+                       not args.no_empty_preview)
+    finally:
+        cp.stop()
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""The README's command blocks mean what the README says (issue 14: its own `tms lease create
+fraud-detector …` failed, the name existed already, and `tms` was not on PATH).
+
+- "Try it" has exactly two set-up commands: `make example` (the main job on the bundled example)
+  and `make test` (the whole suite). `make example` runs for real in a copy of the test fixture
+  with the Makefile and scripts (bootstrap replaced by a recorder, so the test never installs into
+  the shared .venv): it bootstraps runtime-only, checks, renders each stack into out/<stack>/ and
+  prints an `export PATH=…` line after which plain `tms` works. `make test` is read with `make -n`:
+  the suite with no selection.
+- The lease example is run as written (`tms` on PATH, a bare remote for `git push`) in a git copy of
+  the fixture; its name collides with nothing in the bundled example, and `tms check` passes."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from tests.conftest import ROOT, copy_example
+
+README = ROOT / "README.md"
+NOW = "2026-11-22T00:00:00Z"
+
+
+def blocks(section: str) -> list[str]:
+    text = README.read_text()
+    body = re.search(rf"(?ms)^## {re.escape(section)}\n(.*?)(?=^## )", text)
+    assert body, f"README has no '## {section}' section"
+    return [b.strip() for b in re.findall(r"(?ms)^ *```bash\n(.*?)^ *```", body.group(1))]
+
+
+def env_with_tms() -> dict[str, str]:
+    return {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}", "NO_COLOR": "1",
+            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@example.com"}
+
+
+def test_readme_has_exactly_two_setup_commands() -> None:
+    assert blocks("Try it") == ["make example", "make test"]
+
+
+def test_make_example_means_check_render_and_a_path_line(tmp_path: Path) -> None:
+    repo = copy_example(tmp_path / "fork")
+    shutil.copy2(ROOT / "Makefile", repo / "Makefile")
+    (repo / "scripts").mkdir()
+    record = tmp_path / "bootstrap-args"
+    (repo / "scripts" / "bootstrap.sh").write_text(f'#!/bin/sh\necho "$@" >> {record}\n')
+    (repo / "scripts" / "bootstrap.sh").chmod(0o755)
+    (repo / ".venv").symlink_to(ROOT / ".venv", target_is_directory=True)
+    # A second stack renders into its own folder (README: "A second Pulumi.<stack>.yaml …").
+    shutil.copy2(repo / "Pulumi.example.yaml", repo / "Pulumi.staging.yaml")
+    out = subprocess.run(["make", "example"], cwd=repo, capture_output=True, text=True, timeout=300,
+                         env={k: v for k, v in env_with_tms().items() if k != "MAKEFLAGS"})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert record.read_text().split() == ["runtime"]  # runtime dependencies only, not the dev extras
+    for stack in ("example", "staging"):
+        assert len(list((repo / "out" / stack).rglob("Deployment-*.yaml"))) == 5, stack
+    path_lines = [line.strip() for line in out.stdout.splitlines() if line.strip().startswith("export PATH=")]
+    assert len(path_lines) == 1, out.stdout
+    # The printed line, run in a shell, puts this fork's tms first on PATH.
+    after = subprocess.run(["bash", "-c", path_lines[0].split("    (")[0] + " && command -v tms && tms --version"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "PATH": "/usr/bin:/bin"})
+    assert after.returncode == 0, after.stderr
+    assert after.stdout.splitlines()[0] == str(repo / ".venv" / "bin" / "tms")
+    assert after.stdout.splitlines()[1].startswith("tms ")
+
+
+def test_make_test_means_the_whole_suite() -> None:
+    out = subprocess.run(["make", "-n", "test"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[-1].strip() == ".venv/bin/python -m pytest"  # no paths, -k or -m: everything
+    assert "scripts/install-test-deps.sh" in out.stdout and "scripts/bootstrap.sh" in out.stdout
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert re.search(r'(?m)^testpaths = \["tests"\]$', pyproject)
+    assert not re.search(r"(?m)^addopts = .*(-m|-k|--deselect|--ignore)", pyproject)
+
+
+def test_readme_lease_example_runs_as_written(tmp_path: Path) -> None:
+    (block,) = blocks("How a team uses it")
+    lines = [line.strip() for line in block.replace("\\\n", " ").splitlines()]
+    created = re.match(r"tms lease create ([a-z0-9-]+) ", lines[0])
+    assert created, lines[0]
+    name = created.group(1)
+    repo = copy_example(tmp_path / "fleet")
+    # The name must not collide with the bundled example (a lease or any of its aliases).
+    taken = {p.stem for p in (repo / "leases").glob("*.yaml")}
+    assert name not in taken
+    assert not any(re.search(rf"\b{re.escape(name)}\b", p.read_text()) for p in (repo / "leases").glob("*.yaml"))
+    remote = tmp_path / "origin.git"
+    env = env_with_tms()
+    setup = (f"git init -q --bare {remote} && git init -q -b main . && git add -A && git commit -qm example "
+             f"&& git remote add origin {remote} && git push -q -u origin main")
+    subprocess.run(["bash", "-c", setup], cwd=repo, env=env, check=True, capture_output=True, timeout=60)
+    out = subprocess.run(["bash", "-ec", "\n".join(lines)], cwd=repo, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr
+    pushed = subprocess.run(["git", "--git-dir", str(remote), "show", "--stat", "main"], capture_output=True,
+                            text=True, check=True).stdout
+    assert f"lease {name}" in pushed and f"leases/{name}.yaml" in pushed
+    check = subprocess.run(["tms", "check", "--now", NOW], cwd=repo, env=env, capture_output=True, text=True,
+                           timeout=120)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_readme_fork_emptied_then_one_lease_passes_review(tmp_path: Path) -> None:
+    """The admin's path: delete the example leases with the README's command, then the engineer's
+    lease block; `tms check` passes at each step and `tms plan` against the emptied base shows the
+    one lease added (what the review job posts)."""
+    empty = re.search(r"`(git rm leases/\*\.yaml && tms pool lock)`", README.read_text())
+    assert empty, "README no longer says how to delete the example leases"
+    (block,) = blocks("How a team uses it")
+    # No remote here: the block up to its `git push` (test_readme_lease_example_runs_as_written pushes).
+    lines = [line.strip().removesuffix(" && git push") for line in block.replace("\\\n", " ").splitlines()]
+    name = re.match(r"tms lease create ([a-z0-9-]+) ", lines[0]).group(1)  # type: ignore[union-attr]
+    repo = copy_example(tmp_path / "fork")
+    env = env_with_tms()
+
+    def run(command: str) -> subprocess.CompletedProcess[str]:
+        out = subprocess.run(["bash", "-ec", command], cwd=repo, env=env, capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 0, f"{command}\n{out.stdout}\n{out.stderr}"
+        return out
+
+    run("git init -q -b main . && git add -A && git commit -qm example")
+    run(empty.group(1) + f" && tms check --now {NOW} && git add -A && git commit -qm 'empty template'")
+    run("git checkout -q -b lease")
+    run("\n".join(lines))
+    assert run("git status --porcelain").stdout == ""  # the block committed the lease
+    run(f"tms check --now {NOW}")
+    plan = run(f"tms plan --base main --now {NOW}").stdout
+    assert "1 lease(s) added, 0 changed, 0 removed" in plan and f"`{name}`" in plan

@@ -1,0 +1,108 @@
+"""`tms init DIR`: a new fleet repository for teams that install tms-stack as a package.
+
+Two kinds of package data: `files/` are written for the fleet (commented policies, Pulumi.yaml, one
+stack file, the program entry point, README); `derived/` are this repository's own workflows,
+CODEOWNERS and .gitattributes, rewritten for a repository that has no tool code (`derive_*` below;
+tools/derive_scaffold.py regenerates them and tests/cli/test_init.py fails when they drift).
+Placeholders `@NAME@` are filled at init time. Dotfiles are stored as `dot-NAME` so that package
+data globs keep them."""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+
+HERE = Path(__file__).parent
+WORKFLOWS = ("review.yml", "deploy.yml", "prune.yml")
+
+
+class DeriveError(ValueError):
+    """A workflow uses something of the tool repository that a fleet repository does not have."""
+
+
+# --- derivation (build time: tools/derive_scaffold.py) ---------------------------------------------
+
+def _drop_jobs(text: str, pattern: str) -> str:
+    """Remove every job (2-space key under `jobs:`) whose body matches `pattern`."""
+    lines = text.splitlines(keepends=True)
+    try:
+        start = next(i for i, line in enumerate(lines) if line.rstrip() == "jobs:") + 1
+    except StopIteration:
+        return text
+    head, body = lines[:start], lines[start:]
+    jobs: list[list[str]] = [[]]
+    for line in body:
+        if re.match(r"^  [A-Za-z0-9_-]+:\s*$", line):
+            jobs.append([])
+        jobs[-1].append(line)
+    kept = [job for job in jobs if not (job and re.match(r"^  \S", job[0]) and re.search(pattern, "".join(job)))]
+    out = "".join(head) + "".join("".join(job) for job in kept)
+    return out.rstrip("\n") + "\n"
+
+
+def derive_workflow(name: str, text: str) -> str:
+    """The tool repository's workflow `name`, for a fleet repository that installs a pinned tms."""
+    text = _drop_jobs(text, r"\bmake test\b")  # the tool's own test suite
+    text = re.sub(r"(?m)^(\s*(?:- )?)run: \./scripts/bootstrap\.sh(?: runtime| dev)?[ \t]*$",
+                  r'\1run: python -m venv .venv && .venv/bin/pip install "@TOOL_SPEC@"', text)
+    text = text.replace("vars.PULUMI_STACK || 'example'", "vars.PULUMI_STACK || '@STACK@'")
+    leftover = re.search(r"(?m)^.*(\./scripts/|\bmake\b|tools/|pyproject\.toml).*$", text)
+    if leftover:
+        raise DeriveError(f".github/workflows/{name}: `{leftover.group(0).strip()}` refers to the tool "
+                          "repository; teach tms_stack/scaffold.derive_workflow how a fleet does it")
+    header = (f"# Derived by `tms init` from tms-stack @VERSION@'s .github/workflows/{name}: tms-stack is\n"
+              "# installed pinned (@TOOL_SPEC@) instead of from a checkout; upgrade by changing that pin.\n")
+    return header + text
+
+
+def derive_all(repo_root: Path) -> dict[str, str]:
+    """Relative path under derived/ -> text, from the tool repository at `repo_root`."""
+    out = {f"workflows/{w}": derive_workflow(w, (repo_root / ".github" / "workflows" / w).read_text())
+           for w in WORKFLOWS}
+    out["CODEOWNERS"] = (repo_root / ".github" / "CODEOWNERS").read_text()
+    out["dot-gitattributes"] = (repo_root / ".gitattributes").read_text()
+    return out
+
+
+# --- init (run time) -----------------------------------------------------------------------------
+
+def plan_files(stack: str, namespace: str, tool_spec: str, version: str, project: str) -> dict[str, str]:
+    """Path in the new repository -> text."""
+    values = {"STACK": stack, "NAMESPACE": namespace, "TOOL_SPEC": tool_spec, "VERSION": version,
+              "PROJECT": project}
+
+    def fill(text: str) -> str:
+        return re.sub(r"@([A-Z_]+)@", lambda m: values.get(m.group(1), m.group(0)), text)
+
+    root = resources.files("tms_stack.scaffold")
+    out: dict[str, str] = {}
+    files = root / "files"
+    for rel in _walk(files):
+        target = rel.replace("dot-", ".").replace("program-main.py.txt", "program/__main__.py")
+        target = target.replace("Pulumi.stack.yaml", f"Pulumi.{stack}.yaml")
+        out[target] = fill(_read(files, rel))
+    derived = root / "derived"
+    for rel in _walk(derived):
+        target = rel.replace("dot-", ".")
+        target = f".github/{target}" if not target.startswith(".") else target
+        out[target] = fill(_read(derived, rel))
+    return out
+
+
+def _walk(node, prefix: str = "") -> list[str]:  # type: ignore[no-untyped-def]
+    found: list[str] = []
+    for child in node.iterdir():
+        if child.name == "__pycache__":
+            continue
+        if child.is_dir():
+            found += _walk(child, f"{prefix}{child.name}/")
+        else:
+            found.append(prefix + child.name)
+    return sorted(found)
+
+
+def _read(node, rel: str) -> str:  # type: ignore[no-untyped-def]
+    for part in rel.split("/"):
+        node = node / part
+    return str(node.read_text(encoding="utf-8"))
