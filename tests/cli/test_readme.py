@@ -69,7 +69,11 @@ def test_make_example_means_check_render_and_a_path_line(tmp_path: Path) -> None
 
 
 def test_make_test_means_the_whole_suite() -> None:
-    out = subprocess.run(["make", "-n", "test"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    # Under .ci/run this test itself runs inside `make test`: a nested make prints
+    # "Entering/Leaving directory" lines, so ask for the recipe without them.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    out = subprocess.run(["make", "--no-print-directory", "-n", "test"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=30, env=env)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[-1].strip() == ".venv/bin/python -m pytest"  # no paths, -k or -m: everything
