@@ -69,51 +69,18 @@ fi
 scratch="$(mktemp -d "${TMPDIR:-/tmp}/tms-review.XXXXXX")"
 trap 'rm -rf "$scratch"' EXIT
 # The launcher puts the base's checkout first on sys.path and refuses to run if tms_stack came
-# from anywhere else. cwd is an empty scratch folder, never <pr-dir>.
+# from anywhere else; tms_stack/review.py (the base's) then runs check and plan, each in a fresh
+# `python -I` importing from the same folder. cwd is an empty scratch folder, never <pr-dir>.
 launcher='import sys
 base = sys.argv.pop(1)
 sys.path.insert(0, base)
-sys.argv[0] = "tms"
 import tms_stack
 if not tms_stack.__file__.startswith(base + "/"):
     sys.exit("trusted-review: tms_stack was imported from %s, not from the base %s" % (tms_stack.__file__, base))
-from tms_stack.cli import main
-main()'
-tms() {
-  (cd "$scratch" && "$venv/bin/python" -I -c "$launcher" "$base" "$@")
-}
-
-label="the base checkout"
-if [ -d "$base/.git" ] || [ -f "$base/.git" ]; then
-  label="$(git -C "$base" rev-parse --short=12 HEAD 2>/dev/null || echo "the base checkout")"
-fi
-
-echo "==> trusted-review: tms check and tms plan of $pr with the code of $label" >&2
-# The four runs are independent: in parallel they take the time of the plan on a CI runner's cores.
+from tms_stack.review import main
+sys.exit(main(sys.argv[1:]))'
 set +e
-tms check "$pr" --format text > "$out/check.txt" 2> "$scratch/check.stderr" &
-check_pid=$!
-tms check "$pr" --format json > "$out/check.json" 2> "$scratch/check-json.stderr" &
-json_pid=$!
-tms check "$pr" --format github > "$out/check-github.txt" 2> "$scratch/check-github.stderr" &
-github_pid=$!
-tms plan --root "$pr" --base-dir "$base" --base "$label" > "$out/plan.md" 2> "$scratch/plan.stderr" &
-plan_pid=$!
-wait "$check_pid"; rc=$?
-wait "$json_pid"
-wait "$github_pid"
-wait "$plan_pid"; prc=$?
+(cd "$scratch" && "$venv/bin/python" -I -c "$launcher" "$base" "$base" "$pr" "$out")
+rc=$?
 set -e
-cat "$scratch/check.stderr" "$scratch/plan.stderr" >&2
-if [ "$prc" -ne 0 ] || [ ! -s "$out/plan.md" ]; then
-  # The comment must still say something true: no plan, and why to look at the job log.
-  {
-    echo "<!-- tms-stack-plan -->"
-    echo "## tms-stack plan"
-    echo
-    echo ":x: The plan could not be computed (\`tms plan\` exit $prc; \`tms check\` exit $rc). See the review job's log."
-  } > "$out/plan.md"
-fi
-echo "$rc" > "$out/exit-code"
-echo "==> trusted-review: check exit $rc, plan exit $prc; results in $out" >&2
 exit "$rc"

@@ -42,10 +42,12 @@ def test_derivation_refuses_what_a_fleet_does_not_have() -> None:
     workflow = "jobs:\n  x:\n    steps:\n      - run: ./scripts/trusted-review.sh a b c\n"
     with pytest.raises(DeriveError, match=r"review.yml: `- run: ./scripts/trusted-review.sh a b c`"):
         derive_workflow("review.yml", workflow)
+    with pytest.raises(DeriveError, match=r"`- run: ./base/scripts/other.sh`"):
+        derive_workflow("review.yml", workflow.replace("./scripts/trusted-review.sh a b c", "./base/scripts/other.sh"))
     # The tool's own test job goes; the others stay.
     text = derive_workflow("review.yml", "jobs:\n  check:\n    steps:\n      - run: ./scripts/bootstrap.sh\n"
                                          "  test:\n    steps:\n      - run: make test\n")
-    assert "  check:" in text and "  test:" not in text and '.venv/bin/pip install "@TOOL_SPEC@"' in text
+    assert "  check:" in text and "  test:" not in text and ".venv/bin/pip install -r requirements.txt" in text
 
 
 def test_init_scaffolds_a_fleet_that_checks_and_takes_a_lease(tmp_path: Path) -> None:
@@ -57,18 +59,21 @@ def test_init_scaffolds_a_fleet_that_checks_and_takes_a_lease(tmp_path: Path) ->
     files = {p.relative_to(fleet).as_posix() for p in fleet.rglob("*") if p.is_file()}
     assert files == set(doc["files"]) == {
         ".gitattributes", ".gitignore", ".github/CODEOWNERS", ".github/workflows/deploy.yml",
-        ".github/workflows/prune.yml", ".github/workflows/review.yml", "Pulumi.prod.yaml", "Pulumi.yaml",
-        "README.md", "leases/.gitkeep", "pools/.gitkeep", "policies/allowlist.yaml", "policies/limits.yaml",
-        "policies/repositories.yaml", "program/__main__.py"}
+        ".github/workflows/prune.yml", ".github/workflows/review.yml", ".github/workflows/review-comment.yml",
+        "Pulumi.prod.yaml", "Pulumi.yaml", "README.md", "leases/.gitkeep", "pools/.gitkeep",
+        "policies/allowlist.yaml", "policies/limits.yaml", "policies/repositories.yaml", "program/__main__.py",
+        "requirements.txt"}
     for rel in files:
         text = (fleet / rel).read_text()
         assert not re.search(r"@[A-Z_]+@", text), f"{rel}: placeholder left"
     assert yaml.safe_load((fleet / "Pulumi.prod.yaml").read_text())["config"]["tms-stack:namespace"] == "ml-serving"
     assert yaml.safe_load((fleet / "Pulumi.yaml").read_text())["main"] == "program/"
     compile((fleet / "program" / "__main__.py").read_text(), "__main__.py", "exec")
+    assert (fleet / "requirements.txt").read_text().splitlines()[-1] == "tms-stack==0.1.0"
     for wf in ("review", "deploy", "prune"):
         text = (fleet / ".github" / "workflows" / f"{wf}.yml").read_text()
-        assert 'pip install "tms-stack==0.1.0"' in text and "./scripts/" not in text and "make test" not in text
+        assert "pip install -r " in text and "scripts/" not in text
+        assert "make test" not in text
     assert "|| 'prod'" in (fleet / ".github" / "workflows" / "deploy.yml").read_text()
     assert "merge=tms-lock" in (fleet / ".gitattributes").read_text()
     lint = subprocess.run([_actionlint(), *map(str, sorted((fleet / ".github" / "workflows").glob("*.yml")))],

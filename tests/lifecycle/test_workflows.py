@@ -1,4 +1,5 @@
-"""The GitHub workflows pass actionlint (built from Go modules by scripts/deps.d/40-actionlint.sh)."""
+"""The GitHub workflows pass actionlint (built from Go modules by scripts/deps.d/40-actionlint.sh);
+test_workflow_invariants.py checks what actionlint cannot (pins, permissions, secrets, order)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ def _actionlint() -> str:
 
 
 def test_workflows_pass_actionlint() -> None:
-    assert {p.name for p in WORKFLOWS} == {"review.yml", "deploy.yml", "prune.yml"}
+    assert {p.name for p in WORKFLOWS} == {"review.yml", "review-comment.yml", "deploy.yml", "prune.yml",
+                                           "agent-image.yml"}
     out = subprocess.run([_actionlint(), *map(str, WORKFLOWS)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
 
@@ -36,10 +38,11 @@ def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
 
 def test_workflows_do_what_the_design_says() -> None:
     flows = {p.stem: yaml.safe_load(p.read_text()) for p in WORKFLOWS}
-    review = yaml.safe_dump(flows["review"])
-    assert "tms check --format github" in review and "tms plan" in review and "command: preview" in review
+    review = yaml.safe_dump(flows["review"], width=1000)
+    assert "./base/scripts/trusted-review.sh base pr review" in review and "command: preview" in review
     assert "make test" in review
-    assert "command: up" in yaml.safe_dump(flows["deploy"])
+    assert "name: tms-plan" in review and "name: tms-plan" in yaml.safe_dump(flows["review-comment"])
+    assert "pulumi up --yes" in yaml.safe_dump(flows["deploy"], width=1000)
     prune = flows["prune"]
     assert prune[True]["schedule"]  # `on:` reads as True in YAML 1.1
     text = yaml.safe_dump(prune)

@@ -14,7 +14,8 @@ from importlib import resources
 from pathlib import Path
 
 HERE = Path(__file__).parent
-WORKFLOWS = ("review.yml", "deploy.yml", "prune.yml")
+# agent-image.yml is not derived: a fleet runs the published agent image.
+WORKFLOWS = ("review.yml", "review-comment.yml", "deploy.yml", "prune.yml")
 
 
 class DeriveError(ValueError):
@@ -44,16 +45,29 @@ def _drop_jobs(text: str, pattern: str) -> str:
 def derive_workflow(name: str, text: str) -> str:
     """The tool repository's workflow `name`, for a fleet repository that installs a pinned tms."""
     text = _drop_jobs(text, r"\bmake test\b")  # the tool's own test suite
-    text = re.sub(r"(?m)^(\s*(?:- )?)run: \./scripts/bootstrap\.sh(?: runtime| dev)?[ \t]*$",
-                  r'\1run: python -m venv .venv && .venv/bin/pip install "@TOOL_SPEC@"', text)
+    # The fleet's one pin is requirements.txt (Pulumi's pip toolchain reads it too); DIR/ is a
+    # checkout beside the workspace's (the review's base/).
+    text = re.sub(r"(?m)^(\s*(?:- )?)run: \./(?:([\w.-]+)/)?scripts/bootstrap\.sh(?: runtime| dev)?[ \t]*$",
+                  lambda m: (f"{m.group(1)}run: python -m venv {_dir(m.group(2))}.venv && "
+                             f"{_dir(m.group(2))}.venv/bin/pip install -r {_dir(m.group(2))}requirements.txt"), text)
+    # The trusted review: the tms-stack that the BASE pins, installed fresh, judges the PR's files.
+    text = re.sub(r"(?m)^(\s*(?:- )?)run: \./([\w.-]+)/scripts/trusted-review\.sh (\S+) (\S+) (\S+)[ \t]*$",
+                  lambda m: (f'{m.group(1)}run: python -m venv "$RUNNER_TEMP/base-tms" && '
+                             f'"$RUNNER_TEMP/base-tms/bin/pip" install -q -r {m.group(2)}/requirements.txt && '
+                             f'"$RUNNER_TEMP/base-tms/bin/python" -I -m tms_stack.review '
+                             f"{m.group(3)} {m.group(4)} {m.group(5)}"), text)
     text = text.replace("vars.PULUMI_STACK || 'example'", "vars.PULUMI_STACK || '@STACK@'")
-    leftover = re.search(r"(?m)^.*(\./scripts/|\bmake\b|tools/|pyproject\.toml).*$", text)
+    leftover = re.search(r"(?m)^.*(\./(?:[\w.-]+/)?scripts/|\bmake\b|tools/|pyproject\.toml).*$", text)
     if leftover:
         raise DeriveError(f".github/workflows/{name}: `{leftover.group(0).strip()}` refers to the tool "
                           "repository; teach tms_stack/scaffold.derive_workflow how a fleet does it")
     header = (f"# Derived by `tms init` from tms-stack @VERSION@'s .github/workflows/{name}: tms-stack is\n"
-              "# installed pinned (@TOOL_SPEC@) instead of from a checkout; upgrade by changing that pin.\n")
+              "# installed from requirements.txt (@TOOL_SPEC@) instead of from a checkout; upgrade there.\n")
     return header + text
+
+
+def _dir(group: str | None) -> str:
+    return f"{group}/" if group else ""
 
 
 def derive_all(repo_root: Path) -> dict[str, str]:
