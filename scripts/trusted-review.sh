@@ -11,7 +11,9 @@
 #   check-github.txt  the same as GitHub annotations (::error file=…,line=…::)
 #   exit-code     check's exit code
 # Exits with check's exit code: 0 clean, 1 violations, 2 unreadable input (docs/cli.md); any other
-# code (with a message on stderr) means this script itself failed.
+# code (with a message on stderr) means this script itself failed. The runs themselves are the
+# base's tms_stack/review.py, which a fleet made by `tms init` (no scripts/, no tool code) runs from
+# the tms-stack its base pins (the derived review.yml).
 #
 # The base's runtime dependencies live in a virtual environment cached under the user cache dir,
 # keyed by the base's pyproject.toml (and lock files, if any) and the Python version; the base's
