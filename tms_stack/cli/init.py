@@ -28,8 +28,9 @@ def init(
     output: OutputOpt = "text",
 ) -> None:
     """Scaffold a fleet repository: commented policies, Pulumi.yaml and one stack file, the program
-    entry point, review/deploy/prune workflows that install a pinned tms-stack, CODEOWNERS,
-    .gitattributes (the lock merge driver) and a README. Refuses a non-empty DIR (exit 3).
+    entry point, requirements.txt (the one tms-stack pin), review/deploy/prune workflows that
+    install it, CODEOWNERS, .gitattributes (the lock merge driver) and a README. Refuses a
+    non-empty DIR (exit 3).
 
     Example: tms init my-fleet --stack production --namespace triton"""
     from tms_stack import __version__
