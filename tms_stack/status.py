@@ -139,7 +139,8 @@ def assess(expires: datetime, now: datetime, view: ClusterView | None) -> tuple[
     if now >= expires:
         return "Expired", None, None
     if view is None:
-        return "Pending", None, None
+        # No cluster to ask: say so, as `tms lease list` does, instead of guessing Pending.
+        return "Unknown", None, None
     dep = view.deployment
     if dep is None:
         return "Pending", None, "no Deployment in the cluster yet: the change is not deployed (merge it)"

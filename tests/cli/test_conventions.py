@@ -108,3 +108,62 @@ def test_a_plan_with_errors_claims_no_object_counts(fleet: Path) -> None:
     result = tms("plan", "--base", "HEAD", "--now", "2026-11-22T00:00:00Z")
     assert result.exit_code == 0 and "violation" in result.stdout, result.stdout
     assert "fix the errors above" in result.stdout and "to create" not in result.stdout, result.stdout
+
+
+def test_lease_status_porcelain_has_every_key_of_lease_list_porcelain(fleet: Path) -> None:
+    """Issue 14: `lease status -z` lacked keys that `lease list -z` has; a script switching from one
+    to the other must find the same words."""
+    def keys(line: str) -> list[str]:
+        return [word.split(":", 1)[0] for word in line.split()]
+
+    listed = tms("lease", "list", "-z", "--now", "2026-11-22T00:00:00Z")
+    status = tms("lease", "status", "ranker", "-z", "--now", "2026-11-22T00:00:00Z")
+    assert listed.exit_code == 0 and status.exit_code == 0, (listed.stderr, status.stderr)
+    row = next(line for line in listed.stdout.splitlines() if line.startswith("lease:ranker "))
+    first = status.stdout.splitlines()[0]
+    assert keys(first)[:len(keys(row))] == keys(row), (row, first)
+    # The values of the shared keys agree too (no cluster: both say so the same way).
+    assert first.startswith(row), (row, first)
+
+
+@pytest.mark.parametrize("args", [
+    ["lease", "renew", "ranker", "--duration", "30"],
+    ["lease", "create", "x-new", "--owner", "me", "-m", M, "--triton-resources", "gpus=1"],
+    ["plan", "--base", "nope"],
+], ids=" ".join)
+def test_the_issues_tracebacks_are_one_line_errors(fleet: Path, args: list[str]) -> None:
+    """Issue 14's "Tracebacks on ordinary mistakes", each as the issue wrote it (the conflicted lock
+    is tests/placement/test_lock_merge.py): exit 2, one `error:` line, git's own words for git."""
+    import subprocess
+
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=fleet, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=fleet, check=True)
+    subprocess.run([*git, "commit", "-qm", "example"], cwd=fleet, check=True)
+    result = tms(*args)
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.stderr, lines
+    word = {"renew": "'30' is not a duration", "create": "gpus=1", "plan": "fatal: not a valid object name: nope"}
+    assert word[next(w for w in args if w in word)] in lines[0], lines[0]
+
+
+def test_prune_asks_about_the_stacks_namespace(fleet: Path) -> None:
+    """Issue 14: `prune` defaulted to namespace `default`; the stack's namespace is where the leases
+    run (here seen in the Triton URL it asks about an auto-renew lease; nothing listens there)."""
+    import json
+
+    template = "http://127.0.0.1:9/{namespace}/{service}"
+    at = "2027-06-30T18:10:00Z"  # fraud-detector (auto-renew) expired 10 min ago: renew or delete?
+    stack = (fleet / "Pulumi.example.yaml").read_text()
+    (fleet / "Pulumi.second.yaml").write_text(stack.replace("namespace: triton", "namespace: other"))
+    for chosen, namespace in (("example", "triton"), ("second", "other")):
+        result = tms("prune", "--dry-run", "-o", "json", "--now", at, "--triton-url", template, "--stack", chosen)
+        assert result.exit_code == 0, result.stderr
+        unknown = json.loads(result.stdout)["unknown"]
+        assert [u["lease"] for u in unknown] == ["fraud-detector"], unknown
+        assert f"/{namespace}/fraud-detector" in unknown[0]["why"], unknown
+    explicit = tms("prune", "--dry-run", "-o", "json", "--now", at, "--triton-url", template, "--stack", "second",
+                   "--namespace", "mine")
+    assert "/mine/fraud-detector" in json.loads(explicit.stdout)["unknown"][0]["why"]

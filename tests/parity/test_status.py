@@ -25,7 +25,7 @@ def test_states() -> None:
     assert state == "Invalid" and "timed out" in (note or "")
     state, _, note = assess(EXPIRES, NOW, ClusterView(None))
     assert state == "Pending" and "not deployed" in (note or "")
-    assert assess(EXPIRES, NOW, None) == ("Pending", None, None)  # no cluster: the caller adds the note
+    assert assess(EXPIRES, NOW, None) == ("Unknown", None, None)  # no cluster: the caller adds the note
     assert assess(EXPIRES, EXPIRES, ClusterView(dep(1, available)))[0] == "Expired"
 
 

@@ -151,8 +151,8 @@ def test_porcelain_and_json(repo: Path) -> None:
     rows = json.loads(tms(repo, "lease", "list", "-o", "json"))
     assert [r["lease"] for r in rows] == ["my-model", "my-model-2"]
     status = json.loads(tms(repo, "lease", "status", "my-model", "-o", "json"))
-    assert status["state"] == "Pending" and "State from the files only" in status["note"]
-    assert tms(repo, "lease", "status", "my-model", "-z").startswith("lease:my-model state:Pending ")
+    assert status["state"] == "Unknown" and "State from the files only" in status["note"]
+    assert tms(repo, "lease", "status", "my-model", "-z").startswith("lease:my-model state:Unknown ")
     assert tms(repo, "lease", "renew", "my-model", "-z").startswith("lease:my-model state:Valid expires:")
     assert tms(repo, "lease", "release", "my-model-2", "-z") == "lease:my-model-2 state:Released\n"
 

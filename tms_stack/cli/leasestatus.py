@@ -49,7 +49,7 @@ def show(root: Path, name: str, state: str, *, written: list[Path] | None = None
     lease = repo.lease(name)
     eff = effective_lease(lease, repo.limits, repo.allowlist, {p.name: p for p in repo.all_pools()})
     host = triton_host(name, namespace or _namespace(root))
-    model_state = {"Valid": "Ready", "Expired": "Unloaded"}.get(state, "Pending")
+    model_state = {"Valid": "Ready", "Expired": "Unloaded", "Unknown": "Unknown"}.get(state, "Pending")
     live = (status.get("live") or {}) if isinstance(status, dict) else {}
     models = [{"name": m.name, "uri": m.uri, "status": ("Ready" if live.get(m.name) else "NotReady")
                if m.name in live else model_state} for m in lease.spec.models]
