@@ -87,6 +87,10 @@ def _cases() -> Iterator[Any]:
             yield pytest.param(path, ["-o", "json", "--no-such-option"], "JSON", id=f"{name}: -o json, bad option")
         if "--root" in names:
             yield pytest.param(path, ["--root", "/no/such/folder"], "no such folder", id=f"{name}: --root missing")
+        if "--root" in names and "--output" in names:
+            # An error found after parsing (not by click) is JSON too when JSON was asked.
+            yield pytest.param(path, ["-o", "json", "--root", "/no/such/folder"], "JSON:no such folder",
+                               id=f"{name}: -o json, --root missing")
         if "--now" in names:
             yield pytest.param(path, ["--now", "yesterday"], "is not a time", id=f"{name}: --now yesterday")
 
@@ -133,9 +137,9 @@ def test_bad_arguments(fleet: Path, monkeypatch: pytest.MonkeyPatch, path: tuple
     base = [] if "Missing argument" in says else _valid_base(path, fleet.parent / "out")
     result = CliRunner().invoke(app, [*path, *base, *args])
     assert result.exit_code == EXIT_USAGE, (result.exit_code, result.stdout, result.stderr)
-    if says == "JSON":  # JSON was asked: the error is one JSON document on stdout, none on stderr
+    if says.startswith("JSON"):  # JSON was asked: the error is one JSON document on stdout, none on stderr
         assert json.loads(result.stdout) == {"error": ANY_STR, "exit_code": EXIT_USAGE}, result.stdout
-        assert "No such option" in json.loads(result.stdout)["error"]
+        assert (says.partition(":")[2] or "No such option") in json.loads(result.stdout)["error"]
         assert "error:" not in result.stderr and "Traceback" not in result.stderr
         return
     line = _one_error_line(result)
@@ -178,6 +182,13 @@ def test_bad_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str, 
     (repo / where).write_text(BROKEN)
     monkeypatch.chdir(repo)
     args = [str(tmp_path / "out") if a == "OUT" else a for a in args]
+    as_json = CliRunner().invoke(app, [*args, "-o", "json"])  # the same error, as one JSON document
+    assert as_json.exit_code == EXIT_USAGE and "Traceback" not in as_json.stdout + as_json.stderr, as_json.stdout
+    doc = json.loads(as_json.stdout)
+    if args[0] == "check":  # check's own document (docs/check-json.md) carries its findings
+        assert doc["exitCode"] == EXIT_USAGE and where in json.dumps(doc["diagnostics"]), doc
+    else:
+        assert doc["exit_code"] == EXIT_USAGE and where in doc["error"] and "error" not in as_json.stderr, doc
     result = CliRunner().invoke(app, args)
     if args[0] == "check":  # check reports every finding, one per line, then its summary
         assert result.exit_code == EXIT_USAGE and where in result.stdout, result.stdout
