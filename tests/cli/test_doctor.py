@@ -49,6 +49,13 @@ def test_doctor_on_the_example_without_a_cluster(tmp_path: Path) -> None:
     assert checks["cluster kubeconfig"]["status"] == "skip"
     assert checks["cluster kubeconfig"]["fix"] == "tms doctor --kubeconfig FILE [--context NAME]"
     assert checks["repository lock merge driver"]["status"] == "warn"
+    # The unpublished default agent image is known without a cluster (a first deploy would sit in
+    # ImagePullBackOff); a stack naming its own image is fine.
+    agent = checks["stack Pulumi.example.yaml agentImage"]
+    assert agent["status"] == "warn" and "docker build" in agent["fix"]
+    stack = repo / "Pulumi.example.yaml"
+    stack.write_text(stack.read_text().replace("ghcr.io/tms-stack/agent:0.1.0", "registry.example.com/tms-agent:1"))
+    assert "stack Pulumi.example.yaml agentImage" not in checks_of(doctor(repo, "--offline", "-o", "json"))
 
 
 def test_doctor_fails_on_a_bad_second_stack_file_and_a_check_finding(tmp_path: Path) -> None:

@@ -20,6 +20,8 @@ from tms_stack.doctor import Check
 TIMEOUT_S = 10
 VERBS = ("get", "list", "create", "patch", "delete")
 DEFAULT_AGENT_IMAGE = "ghcr.io/tms-stack/agent:0.1.0"
+AGENT_IMAGE_FIX = ("docker build -f docker/agent.Dockerfile -t REGISTRY/tms-agent:TAG . && docker push "
+                   "REGISTRY/tms-agent:TAG; set tms-stack:agentImage in the stack file")
 # Kinds every deploy applies, even from an empty repository (the stack's own objects).
 BASE_KINDS = {("v1", "ConfigMap"), ("v1", "Service"), ("v1", "ServiceAccount"), ("apps/v1", "Deployment")}
 
@@ -200,8 +202,7 @@ def _namespace_and_objects(cluster: _Cluster, ns: str, settings: Any, objects: l
     for image in sorted(refs["images"]):
         if image == DEFAULT_AGENT_IMAGE:
             checks.append(Check("images", image, "warn", "the default agent image is not published: build it",
-                                "docker build -f docker/agent.Dockerfile -t REGISTRY/tms-agent:TAG . && docker "
-                                "push REGISTRY/tms-agent:TAG; set tms-stack:agentImage in the stack file"))
+                                AGENT_IMAGE_FIX))
         else:
             # Pulling needs the node's credentials; doctor names what the nodes will pull.
             checks.append(Check("images", image, "ok", "named (pulled by the nodes; not checked from here)"))

@@ -88,6 +88,7 @@ def repository_checks(root: Path) -> list[Check]:
 def stack_checks(root: Path, stack: str | None) -> tuple[list[Check], StackSettings | None]:
     """Every stack file parses; returns the settings of the stack asked for (or the only one)."""
     from tms_stack.diagnostics import TmsError
+    from tms_stack.doctor.cluster import AGENT_IMAGE_FIX, DEFAULT_AGENT_IMAGE
     from tms_stack.stack import StackSettings, _stacks, load_stack_settings
 
     names = _stacks(root)
@@ -105,6 +106,11 @@ def stack_checks(root: Path, stack: str | None) -> tuple[list[Check], StackSetti
                                 f"fix Pulumi.{name}.yaml (docs/rendering.md lists the settings)"))
             continue
         checks.append(Check("stack", f"Pulumi.{name}.yaml", "ok", f"namespace {settings.namespace}"))
+        if settings.agentImage == DEFAULT_AGENT_IMAGE:
+            # Known without a cluster: the first deploy would sit in ImagePullBackOff.
+            checks.append(Check("stack", f"Pulumi.{name}.yaml agentImage", "warn",
+                                f"{DEFAULT_AGENT_IMAGE} (the default) is not published: build and push it",
+                                AGENT_IMAGE_FIX))
         if stack == name or (stack is None and len(names) == 1):
             chosen = settings
     if stack is not None and stack not in names:
