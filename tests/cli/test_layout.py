@@ -12,8 +12,7 @@ from pathlib import Path
 
 import typer
 
-from tms_stack.cli import app
-from tms_stack.cli import common
+from tms_stack.cli import app, common
 
 PACKAGE = Path(__file__).resolve().parents[2] / "tms_stack"
 DOCS = PACKAGE.parent / "docs" / "cli.md"

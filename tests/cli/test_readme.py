@@ -83,12 +83,26 @@ def test_make_test_means_the_whole_suite() -> None:
     assert not re.search(r"(?m)^addopts = .*(-m|-k|--deselect|--ignore)", pyproject)
 
 
+def lease_block() -> str:
+    (block,) = [b for b in blocks("How a team uses it") if re.search(r"(?m)^\s*tms lease create ", b)]
+    return block
+
+
+def created_name(lines: list[str]) -> str:
+    created = [m.group(1) for line in lines if (m := re.match(r"tms lease create ([a-z0-9-]+) ", line))]
+    assert len(created) == 1, lines
+    return created[0]
+
+
+def review_block() -> str:
+    (block,) = [b for b in blocks("How a team uses it") if "scripts/trusted-review.sh" in b]
+    return block
+
+
 def test_readme_lease_example_runs_as_written(tmp_path: Path) -> None:
-    (block,) = blocks("How a team uses it")
+    block = lease_block()
     lines = [line.strip() for line in block.replace("\\\n", " ").splitlines()]
-    created = re.match(r"tms lease create ([a-z0-9-]+) ", lines[0])
-    assert created, lines[0]
-    name = created.group(1)
+    name = created_name(lines)
     repo = copy_example(tmp_path / "fleet")
     # The name must not collide with the bundled example (a lease or any of its aliases).
     taken = {p.stem for p in (repo / "leases").glob("*.yaml")}
@@ -103,7 +117,10 @@ def test_readme_lease_example_runs_as_written(tmp_path: Path) -> None:
                          timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Traceback" not in out.stderr
-    pushed = subprocess.run(["git", "--git-dir", str(remote), "show", "--stat", "main"], capture_output=True,
+    branch = subprocess.run(["git", "branch", "--show-current"], cwd=repo, capture_output=True, text=True,
+                            check=True).stdout.strip()
+    assert branch != "main"  # a pull request's branch, pushed with its upstream set
+    pushed = subprocess.run(["git", "--git-dir", str(remote), "show", "--stat", branch], capture_output=True,
                             text=True, check=True).stdout
     assert f"lease {name}" in pushed and f"leases/{name}.yaml" in pushed
     check = subprocess.run(["tms", "check", "--now", NOW], cwd=repo, env=env, capture_output=True, text=True,
@@ -112,16 +129,24 @@ def test_readme_lease_example_runs_as_written(tmp_path: Path) -> None:
 
 
 def test_readme_fork_emptied_then_one_lease_passes_review(tmp_path: Path) -> None:
-    """The admin's path: delete the example leases with the README's command, then the engineer's
-    lease block; `tms check` passes at each step and `tms plan` against the emptied base shows the
-    one lease added (what the review job posts)."""
-    empty = re.search(r"`(git rm leases/\*\.yaml && tms pool lock)`", README.read_text())
-    assert empty, "README no longer says how to delete the example leases"
-    (block,) = blocks("How a team uses it")
-    # No remote here: the block up to its `git push` (test_readme_lease_example_runs_as_written pushes).
-    lines = [line.strip().removesuffix(" && git push") for line in block.replace("\\\n", " ").splitlines()]
-    name = re.match(r"tms lease create ([a-z0-9-]+) ", lines[0]).group(1)  # type: ignore[union-attr]
+    """The admin's path as the README says it: rename the stack file, delete the example leases and
+    pools with the README's command; then the engineer's lease block; `tms check` passes at each step,
+    and the README's review block (scripts/trusted-review.sh, as review runs it) passes and posts a
+    plan with the one lease added, in the renamed stack's namespace."""
+    text = " ".join(README.read_text().split())
+    empty = re.search(r"`(git rm leases/\*\.yaml pools/\*\.yaml)`", text)
+    assert empty, "README no longer says how to delete the example leases and pools"
+    assert "renames `Pulumi.example.yaml` to `Pulumi.<stack>.yaml`" in text
+    block = lease_block()
+    lines = [line.strip() for line in block.replace("\\\n", " ").splitlines()]
+    name = created_name(lines)
+    # A fork: the example data plus the tool's code and the review script (the base's code runs).
     repo = copy_example(tmp_path / "fork")
+    shutil.copytree(ROOT / "tms_stack", repo / "tms_stack", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(ROOT / "pyproject.toml", repo / "pyproject.toml")
+    (repo / "scripts").mkdir()
+    shutil.copy2(ROOT / "scripts" / "trusted-review.sh", repo / "scripts" / "trusted-review.sh")
+    remote = tmp_path / "origin.git"
     env = env_with_tms()
 
     def run(command: str) -> subprocess.CompletedProcess[str]:
@@ -130,11 +155,18 @@ def test_readme_fork_emptied_then_one_lease_passes_review(tmp_path: Path) -> Non
         assert out.returncode == 0, f"{command}\n{out.stdout}\n{out.stderr}"
         return out
 
-    run("git init -q -b main . && git add -A && git commit -qm example")
-    run(empty.group(1) + f" && tms check --now {NOW} && git add -A && git commit -qm 'empty template'")
-    run("git checkout -q -b lease")
+    run(f"git init -q --bare {remote} && git init -q -b main . && git add -A && git commit -qm example "
+        f"&& git remote add origin {remote}")
+    run("git mv Pulumi.example.yaml Pulumi.prod.yaml && sed -i 's/namespace: triton/namespace: ml-serving/' "
+        "Pulumi.prod.yaml")
+    run(empty.group(1) + f" && tms check --now {NOW} && git add -A && git commit -qm 'empty template' "
+        "&& git push -q -u origin main")
+    assert not list((repo / "leases").glob("*.yaml")) and not list((repo / "pools").glob("*.yaml"))
     run("\n".join(lines))
-    assert run("git status --porcelain").stdout == ""  # the block committed the lease
+    assert run("git status --porcelain").stdout == ""  # the block committed (and pushed) the lease
     run(f"tms check --now {NOW}")
-    plan = run(f"tms plan --base main --now {NOW}").stdout
-    assert "1 lease(s) added, 0 changed, 0 removed" in plan and f"`{name}`" in plan
+    run(review_block())
+    plan = (tmp_path / "review" / "plan.md").read_text()
+    assert (tmp_path / "review" / "exit-code").read_text().strip() == "0"
+    assert "1 lease(s) added, 0 changed, 0 removed" in plan and f"`{name}`" in plan, plan
+    assert f"Deployment/ml-serving/{name}" in plan and "Admin-owned" not in plan, plan
