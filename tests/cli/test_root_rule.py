@@ -7,6 +7,7 @@ without editing this file."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,9 @@ def _fleet(where: Path) -> Path:
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
     subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
-    subprocess.run([*git, "commit", "-qm", "example"], cwd=repo, check=True)
+    # A fixed date: both copies get the same commit id, which the plan prints.
+    date = {"GIT_AUTHOR_DATE": "2026-11-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-11-01T00:00:00Z"}
+    subprocess.run([*git, "commit", "-qm", "example"], cwd=repo, check=True, env={**os.environ, **date})
     return repo
 
 
