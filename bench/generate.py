@@ -15,7 +15,8 @@ def generate(dest: Path, leases: int = 10_000, pools: int = 50, seed: int = 7) -
         shutil.rmtree(dest)
     (dest / "leases").mkdir(parents=True)
     (dest / "pools").mkdir()
-    shutil.copytree(ROOT / "policies", dest / "policies")
+    # The test fixture's policies, never the root's: those belong to the team that forked the template.
+    shutil.copytree(ROOT / "tests" / "fixtures" / "example" / "policies", dest / "policies")
     limits = dest / "policies" / "limits.yaml"
     # Budgets sized for a big fleet; everything else is the example's policy.
     limits.write_text(limits.read_text().replace("default: {gpus: 8, leases: 20}", "default: {gpus: 100000, leases: 100000}")
