@@ -134,7 +134,7 @@ def test_readme_fork_emptied_then_one_lease_passes_review(tmp_path: Path) -> Non
     and the README's review block (scripts/trusted-review.sh, as review runs it) passes and posts a
     plan with the one lease added, in the renamed stack's namespace."""
     text = " ".join(README.read_text().split())
-    empty = re.search(r"`(git rm leases/\*\.yaml pools/\*\.yaml)`", text)
+    empty = re.search(r"`(touch leases/\.gitkeep pools/\.gitkeep && git rm leases/\*\.yaml pools/\*\.yaml)`", text)
     assert empty, "README no longer says how to delete the example leases and pools"
     assert "renames `Pulumi.example.yaml` to `Pulumi.<stack>.yaml`" in text
     block = lease_block()
@@ -162,6 +162,8 @@ def test_readme_fork_emptied_then_one_lease_passes_review(tmp_path: Path) -> Non
     run(empty.group(1) + f" && tms check --now {NOW} && git add -A && git commit -qm 'empty template' "
         "&& git push -q -u origin main")
     assert not list((repo / "leases").glob("*.yaml")) and not list((repo / "pools").glob("*.yaml"))
+    # Both folders stay in git (the prune job's `git add -A leases pools` needs them).
+    assert run("git ls-files leases pools").stdout.split() == ["leases/.gitkeep", "pools/.gitkeep"]
     run("\n".join(lines))
     assert run("git status --porcelain").stdout == ""  # the block committed (and pushed) the lease
     run(f"tms check --now {NOW}")

@@ -68,8 +68,10 @@ def repository_checks(root: Path) -> list[Check]:
             checks.append(Check("repository", f"{sub}/", "ok", f"{count} YAML files"))
         else:
             # git keeps no empty folder: an emptied template loses leases/ unless it keeps a file there.
-            checks.append(Check("repository", f"{sub}/", "warn", f"{sub}/ is missing",
-                                f"mkdir -p {sub} && touch {sub}/.gitkeep"))
+            # The prune job commits with `git add -A leases pools`, which fails on a missing folder.
+            checks.append(Check("repository", f"{sub}/", "warn", f"{sub}/ is missing (the prune job's "
+                                "`git add -A leases pools` needs it)",
+                                f"mkdir -p {sub} && touch {sub}/.gitkeep && git add {sub}/.gitkeep"))
     if (root / "Pulumi.yaml").is_file():
         checks.append(Check("repository", "Pulumi.yaml", "ok", "the Pulumi project file is there"))
     else:
