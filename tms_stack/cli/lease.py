@@ -118,13 +118,20 @@ def generated_name(model_name: str, taken: set[str]) -> str:
     return name
 
 
-def _namespace(root: Path) -> str | None:
-    from tms_stack.stack import load_stack_settings
+def _namespace(root: Path, strict: bool = False) -> str | None:
+    """The only stack's namespace; None with several stack files (the host is then shown without
+    one). An unreadable stack file is an error where the namespace matters (`strict`: a listing
+    that reads the cluster), else the host goes without it (a verb that only wrote a file)."""
+    from tms_stack.stack import _stacks, load_stack_settings
 
+    if len(_stacks(root)) > 1:
+        return None
     try:
         return load_stack_settings(root).namespace
-    except TmsError:
-        return None  # several stacks and none chosen: the host is shown without a namespace
+    except TmsError as exc:
+        if strict:
+            fail(str(exc), EXIT_USAGE)
+        return None
 
 
 def triton_host(name: str, namespace: str | None) -> str:
@@ -320,7 +327,7 @@ def list_(root: Root = None, porcelain: Porcelain = False, output: OutputOpt = "
         except TmsError as exc:
             fail(str(exc), EXIT_USAGE)
     else:
-        namespace = _namespace(root)
+        namespace = _namespace(root, strict=True)
         if namespace is None:  # several stack files: which cluster namespace is unknown; say so
             typer.echo("note: several stack files: State from the files only (Expired, else Unknown); "
                        "choose one with --stack to read its namespace", err=True)
