@@ -192,7 +192,9 @@ def rebalance_cmd(
 
 @pool_app.command("list")
 def list_cmd(root: Root = None, porcelain: Porcelain = False, output: OutputOpt = "text",
-             target: Target = None, verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+             target: Target = None,
+             verbose: Annotated[bool, typer.Option("--verbose", "-v", help="also backend uniqueness and the "
+                                                   "leases' names")] = False) -> None:
     """Pools defined in pools/."""
     no_target(target)
     repo = load(find_root(root))
@@ -220,8 +222,10 @@ def create_cmd(
     name: str,
     instance_quota: Annotated[int, typer.Option("--instance-quota", "-q", min=1)],
     instances: Annotated[str | None, typer.Option("--instances", "-c", help="<min>,<max>; * = default")] = None,
-    disable_backend_uniqueness: Annotated[bool, typer.Option("--disable-backend-uniqueness")] = False,
-    triton_container: Annotated[str | None, typer.Option("--triton-container")] = None,
+    disable_backend_uniqueness: Annotated[bool, typer.Option(
+        "--disable-backend-uniqueness", help="let one instance hold models of different backends")] = False,
+    triton_container: Annotated[str | None, typer.Option("--triton-container", metavar="IMAGE",
+                                                         help="Triton image, on the allowlist")] = None,
     triton_resources: Annotated[str | None, typer.Option("--triton-resources",
                                 help="cpu=N;gpu=N;system-memory=4Gi;shared-memory=256Mi;repository-size=2Gi")] = None,
     owner: Annotated[str | None, typer.Option("--owner", help="who the pool's GPUs count against "
