@@ -40,6 +40,11 @@ def test_help_fits_80_columns_and_names_options_whole(path: tuple[str, ...]) -> 
     long = [line for line in text.splitlines() if len(line) > 80]
     assert not long, long
     assert not re.search(r"<(list\[|bool>|str>|int>|path>)", text), text
+    # The description reads as prose: no docstring indentation left inside it ("the program     entry").
+    description = text.split("Examples:", 1)[0].split("\n\n", 1)[-1]
+    assert not re.search(r"\S {3,}\S", description.split("\nOptions:", 1)[0].split("\nCommands:", 1)[0]), text
+    # An argument is named once ("DIR  a new folder", not "DIR DIR").
+    assert not re.search(r"(?m)^  ([A-Z]+) \1\b", text), text
     cmd = dict(LEAVES).get(path)
     if cmd is not None:
         for param in cmd.params:

@@ -315,7 +315,8 @@ def _readable_types() -> None:
 
         def display_type_rich(self: Any, ctx: Any, _original: Any = original) -> str | None:
             if self.metavar is not None:
-                return str(self.metavar)
+                # An argument's metavar is already its name in the help column ("DIR", not "DIR DIR").
+                return None if isinstance(self, core.TyperArgument) else str(self.metavar)
             if getattr(self, "is_flag", False) or getattr(self, "count", False):
                 return None
             return readable(_original(self, ctx))

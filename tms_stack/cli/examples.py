@@ -6,6 +6,7 @@ one. Lines are at most 74 characters, so that help stays inside 80 columns."""
 
 from __future__ import annotations
 
+import inspect
 import re
 from typing import Any
 
@@ -56,7 +57,9 @@ _OLD_EXAMPLE = re.compile(r"\n\s*Examples?:.*\Z", re.S)
 
 
 def _with_examples(help_text: str, lines: list[str]) -> str:
-    body = _OLD_EXAMPLE.sub("", help_text.strip())
+    # A docstring's continuation lines keep their indentation: dedent as click does for __doc__,
+    # or the help reads "the program     entry point".
+    body = _OLD_EXAMPLE.sub("", inspect.cleandoc(help_text))
     # `\b` keeps click from re-wrapping the paragraph: one example per line, as typed.
     return body + "\n\nExamples:\n\n\b\n" + "\n".join("  " + line for line in lines)
 
