@@ -247,3 +247,53 @@ def test_hostile_arguments_are_refused_with_a_message_never_a_traceback(repo: Pa
         assert "Traceback" not in result.stdout + result.stderr
     after = sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*") if ".git" not in p.parts)
     assert after == before
+
+
+# The flags of each command's syntax in the tmsctl reference (seed 000, "Triton Management Service
+# Control", lines 1828-2520), short forms included. Each must be an option of the `tms` command.
+REFERENCE: dict[str, list[str]] = {
+    "lease create": ["--target", "-t", "--porcelain", "-z", "--model", "-m", "--duration", "--auto-renew",
+                     "--auto-renew-activity-window", "--renewal-duration", "--enable-autoscaling",
+                     "--autoscaling-min-replicas", "--autoscaling-max-replicas",
+                     "--autoscaling-metric-cpu-utilization", "--autoscaling-metric-cpu-utilization-threshold",
+                     "--autoscaling-metric-gpu-utilization", "--autoscaling-metric-gpu-utilization-threshold",
+                     "--autoscaling-metric-queue-time", "--autoscaling-metric-queue-time-threshold",
+                     "--autoscaling-metric-queue-time-percentage",
+                     "--autoscaling-metric-queue-time-percentage-threshold", "--triton-image", "-i",
+                     "--triton-resources", "--triton-pool", "-p", "--quota"],
+    "lease list": ["--target", "-t", "--porcelain", "-z", "--verbose"],
+    "leases": ["--target", "-t", "--porcelain", "-z"],
+    "lease release": ["--target", "-t", "--porcelain", "-z"],
+    "lease renew": ["--target", "-t", "--porcelain", "-z"],
+    "lease status": ["--target", "-t", "--porcelain", "-z"],
+    "lease name create": ["--name", "--lease", "--target", "-t", "--porcelain", "-z"],
+    "lease name delete": ["--name", "--lease", "--force", "--target", "-t", "--porcelain", "-z"],
+    "lease name list": ["--target", "-t", "--porcelain", "-z"],
+    "lease name move": ["--name", "--source-lease", "--force", "--target-lease", "--target", "-t", "--porcelain",
+                        "-z"],
+    "pool create": ["--instance-quota", "-q", "--disable-backend-uniqueness", "--instances", "-c",
+                    "--triton-resources", "--triton-container", "--target", "-t", "--porcelain", "-z"],
+    "pool delete": ["--target", "-t", "--porcelain", "-z"],
+    "pool list": ["--verbose", "-v", "--target", "-t", "--porcelain", "-z"],
+    "pool status": ["--verbose", "-v", "--target", "-t", "--porcelain", "-z"],
+    "allowlist add": ["--target", "-t", "--porcelain", "-z"],
+    "allowlist list": ["--target", "-t", "--porcelain", "-z"],
+    "allowlist rm": ["--target", "-t", "--porcelain", "-z"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(REFERENCE))
+def test_every_flag_of_the_reference_is_an_option(command: str) -> None:
+    import typer
+
+    cmd: Any = typer.main.get_command(app)
+    for word in command.split():
+        cmd = cmd.commands[word]
+    options = {o for p in cmd.params for o in getattr(p, "opts", [])}
+    missing = [f for f in REFERENCE[command] if f not in options]
+    assert not missing, (command, missing)
+    # ... and a row of docs/tmsctl.md's tables names the command.
+    import re
+
+    doc = (ROOT / "docs" / "tmsctl.md").read_text()
+    assert re.search(rf"(?m)^\| [^|\n]*`{re.escape(command)}[` \[]", doc), command
