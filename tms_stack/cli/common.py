@@ -180,7 +180,8 @@ def fail(message: str, code: int = EXIT_USAGE, **data: Any) -> NoReturn:
 
 def _one_line(text: str, limit: int = 3) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return "; ".join(lines) if len(lines) <= limit else "; ".join(lines[:limit]) + f" (+{len(lines) - limit} more)"
+    shown = "; ".join(lines[:limit]).replace(":; ", ": ")  # "would not pass check:" introduces its list
+    return shown if len(lines) <= limit else shown + f" (+{len(lines) - limit} more)"
 
 
 def describe(exc: BaseException) -> tuple[str, int] | None:
