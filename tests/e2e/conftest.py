@@ -469,18 +469,22 @@ def pulumi_env(
 ) -> dict[str, str]:
     """Environment for the CLI: our binaries first on PATH, a private PULUMI_HOME, a file backend,
     and automatic plugin downloads switched off (a download attempt fails the test)."""
-    home = tmp_path_factory.mktemp("pulumi-home")
-    state = tmp_path_factory.mktemp("pulumi-state")
+    return pulumi_environment(pulumi_tools, control_plane.kubeconfig, tmp_path_factory.mktemp("pulumi-home"),
+                              tmp_path_factory.mktemp("pulumi-state"))
+
+
+def pulumi_environment(bin_dirs: list[str], kubeconfig: Path, home: Path, state: Path) -> dict[str, str]:
+    """The CLI's environment against the cluster of ``kubeconfig`` (also the real-node tests')."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "KUBE"))}
     env.update(
-        PATH=os.pathsep.join([*pulumi_tools, str(ROOT / ".venv" / "bin"), env.get("PATH", "")]),
+        PATH=os.pathsep.join([*bin_dirs, str(ROOT / ".venv" / "bin"), env.get("PATH", "")]),
         PULUMI_HOME=str(home),
         PULUMI_BACKEND_URL=f"file://{state}",
         PULUMI_CONFIG_PASSPHRASE="tms-e2e",
         PULUMI_SKIP_UPDATE_CHECK="true",
         PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true",
         PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK="true",
-        KUBECONFIG=str(control_plane.kubeconfig),
+        KUBECONFIG=str(kubeconfig),
     )
     return env
 

@@ -121,14 +121,24 @@ class NodeStack:
                      "resources": {"requests": {"storage": "1Gi"}}}})
         return pv
 
-    def render(self) -> list[OBJ]:
+    def make_pulumi_project(self) -> Path:
+        """Make the copy a Pulumi project running the repository's own program (tms_stack/,
+        linked) in the repository's virtualenv, as tests/e2e/example.py does for the example."""
+        (self.path / "tms_stack").symlink_to(ROOT / "tms_stack", target_is_directory=True)
+        self._edit_yaml(self.path / "Pulumi.yaml",
+                        lambda d: d["runtime"]["options"].update({"virtualenv": str(ROOT / ".venv")}))
+        return self.path
+
+    def render(self, monitoring: bool = False) -> list[OBJ]:
+        """`tms check` and `tms render`; the monitoring group (PodMonitor, PrometheusRule: no
+        operator here, so no CRDs unless a test installs them) only with ``monitoring``."""
         self.renders += 1
         out = self.path.parent / f"out-{self.path.name}-{self.renders}"
         self.tms("check")
         self.tms("render", "--stack", STACK, "--out", str(out))
         objs: list[OBJ] = []
         for f in sorted(out.rglob("*.y*ml")):
-            if f.relative_to(out).parts[0] == "monitoring":  # PodMonitor/PrometheusRule: no operator here
+            if f.relative_to(out).parts[0] == "monitoring" and not monitoring:
                 continue
             for doc in yaml.safe_load_all(f.read_text()):
                 if doc:
