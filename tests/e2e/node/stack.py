@@ -30,11 +30,41 @@ ORDER = ["Namespace", "ServiceAccount", "Secret", "ConfigMap", "PersistentVolume
 OBJ = dict[str, Any]
 
 
+# Two nodes on one host break each other: both bridges take 10.244.0.0/24 and the gateway
+# address the S3 server listens on, and a node's teardown (`kube-proxy --cleanup`, the
+# KUBE-FIREWALL chain) removes the other's iptables rules. Seen when two checkouts ran the node
+# tests at once (pods unreachable, "connection refused"); a host-wide lock serialises them.
+NODE_LOCK = Path("/tmp/tms-e2e-node.lock")
+
+
+@contextmanager
+def _one_node_per_host() -> Iterator[None]:
+    import fcntl
+
+    with NODE_LOCK.open("a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"[tms-node] waiting for another node test run on this host ({NODE_LOCK}) ...", flush=True)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 @contextmanager
 def node_cluster_running(workdir: Path, cluster_tools: dict[str, dict],
                          sync_frequency: str | None = None) -> Iterator[tuple[Kube, Node]]:
     """A control plane of its own (no kwok nodes) and the node, Ready, with kube-proxy and the
-    stack's images imported. ``sync_frequency``: the kubelet's (default 1m)."""
+    stack's images imported. ``sync_frequency``: the kubelet's (default 1m). One at a time per
+    host (see NODE_LOCK)."""
+    with _one_node_per_host():
+        yield from _node_cluster(workdir, cluster_tools, sync_frequency)
+
+
+def _node_cluster(workdir: Path, cluster_tools: dict[str, dict],
+                  sync_frequency: str | None) -> Iterator[tuple[Kube, Node]]:
     cp = ControlPlane(workdir, cluster_tools)
     node = Node(cp.kubeconfig, sync_frequency=sync_frequency)
     try:
