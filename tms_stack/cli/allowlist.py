@@ -45,6 +45,18 @@ def _allowlist(root: Path) -> Path:
     return path
 
 
+def _images(data: object) -> list:  # type: ignore[type-arg]
+    """spec.images of the parsed allowlist (round-trip list: edits keep comments). A file of another
+    shape is refused before anything is written, with what to run (not a KeyError)."""
+    spec = data.get("spec") if isinstance(data, dict) else None
+    if isinstance(spec, dict):
+        images = spec.setdefault("images", [])
+        if isinstance(images, list):
+            return images
+    fail("policies/allowlist.yaml is not an Allowlist with a `spec.images` list: fix it first "
+         "(tms check policies/allowlist.yaml)", EXIT_REFUSED)
+
+
 def _image(image: str) -> str:
     from tms_stack.models.policies import _image as validate
 
@@ -65,7 +77,7 @@ def allow_add(image: str, root: Root = None, porcelain: Porcelain = False, outpu
     image = _image(image)
     path = _allowlist(root)
     data, rt = load_rt(path)
-    images = data["spec"].setdefault("images", [])
+    images = _images(data)
     if image in images:
         emit(output, porcelain, lambda: [f"Added {image}", "(already allowed: nothing changed)"],
              lambda: [f"{porcelain_word('image', image)} state:Unchanged"],
@@ -88,7 +100,7 @@ def allow_rm(image: str, root: Root = None, porcelain: Porcelain = False, output
     root = find_root(root)
     path = _allowlist(root)
     data, rt = load_rt(path)
-    images = data["spec"].get("images", [])
+    images = _images(data)
     if image not in images:
         fail(f"{image} is not on the allowlist (tms allowlist list)", EXIT_REFUSED)
     images.remove(image)

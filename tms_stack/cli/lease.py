@@ -42,6 +42,7 @@ from tms_stack.cli.tmsctl import (
     porcelain_word,
     table,
     unreadable_message,
+    valid_lease,
 )
 from tms_stack.diagnostics import TmsError
 
@@ -409,10 +410,7 @@ def renew(name: str,
     if not path.exists():
         fail(f"no lease {name!r} (leases/{name}.yaml does not exist)", EXIT_REFUSED)
     repo = load(root)
-    if name not in repo.leases:
-        fail(f"leases/{name}.yaml does not pass the schema: fix it first (tms check leases/{name}.yaml)",
-             EXIT_REFUSED)
-    lease = repo.lease(name)
+    lease = valid_lease(repo, name)
     moment = parse_now(now) or datetime.now(UTC)
     own = lease.spec.autoRenew.renewalDuration if lease.spec.autoRenew else None
     length_text = duration or own or repo.limits.spec.autoRenew.renewalDuration.default

@@ -37,6 +37,7 @@ from tms_stack.cli.tmsctl import (
     no_target,
     porcelain_word,
     table,
+    valid_lease,
 )
 
 name_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Lease names: stable DNS aliases that can move.")
@@ -53,6 +54,7 @@ def _names_edit(root: Path, lease: str, add: str | None = None, remove: str | No
     from tms_stack.yamlio import dump_rt, load_rt
 
     path = _lease_file(root, lease)
+    valid_lease(load(root), lease)  # the file's shape is known below (spec, expires)
     data, rt = load_rt(path)
     names = data["spec"].get("names")
     if names is None:

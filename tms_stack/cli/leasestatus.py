@@ -33,6 +33,7 @@ from tms_stack.cli.tmsctl import (
     load,
     no_target,
     porcelain_word,
+    valid_lease,
 )
 from tms_stack.diagnostics import TmsError
 
@@ -121,7 +122,7 @@ def status(name: str, root: Root = None, porcelain: Porcelain = False, output: O
              lambda: data)
         return
     repo = load(root)
-    lease = repo.lease(name)
+    lease = valid_lease(repo, name)
     try:
         namespace = load_stack_settings(root, stack).namespace
     except TmsError as exc:

@@ -32,7 +32,7 @@ EXIT_REFUSED = EXIT_FINDINGS
 Target = Annotated[str | None, typer.Option("--target", "-t", hidden=True)]
 
 __all__ = ["EXIT_REFUSED", "Target", "commit_hint", "default_owner", "edit", "emit", "fail", "find_root", "load",
-           "no_target", "porcelain_word", "repo_config", "table", "unreadable_message"]
+           "no_target", "porcelain_word", "repo_config", "table", "unreadable_message", "valid_lease"]
 
 
 def no_target(target: str | None) -> None:
@@ -55,6 +55,15 @@ def load(root: Path, tolerate: bool = False):  # type: ignore[no-untyped-def]
     if repo.unreadable and not tolerate:
         fail(unreadable_message(repo), EXIT_USAGE)
     return repo
+
+
+def valid_lease(repo, name: str):  # type: ignore[no-untyped-def]
+    """The lease `name` of a loaded repository; a file that parses but fails the schema is refused
+    with what to run (the verbs need its fields), never a KeyError."""
+    if name not in repo.leases:
+        fail(f"leases/{name}.yaml does not pass the schema: fix it first (tms check leases/{name}.yaml)",
+             EXIT_REFUSED)
+    return repo.lease(name)
 
 
 def unreadable_message(repo) -> str:  # type: ignore[no-untyped-def]
