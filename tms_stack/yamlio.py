@@ -230,14 +230,23 @@ def _refuse_deep(text: str, file: str) -> None:
     """Raise UnreadableInput at the first collection nested deeper than MAX_DEPTH (events only:
     libyaml's parser keeps its own stack, so this never recurses)."""
     depth = 0
-    for event in yaml.parse(text, Loader=_Loader):
-        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
-            depth += 1
-            if depth > MAX_DEPTH:
-                mark = event.start_mark
-                raise _unreadable(file, mark.line + 1, mark.column + 1, f"nesting deeper than {MAX_DEPTH} levels")
-        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
-            depth -= 1
+    try:
+        for event in yaml.parse(text, Loader=_Loader):
+            if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    raise _unreadable(file, mark.line + 1, mark.column + 1, f"nesting deeper than {MAX_DEPTH} levels")
+            elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                depth -= 1
+    except yaml.MarkedYAMLError as exc:
+        # libyaml >= 0.2.5 (PyYAML 6.0.3+ wheels) stops at 1,000 flow levels in its scanner, which
+        # reads ahead of the events above: the same refusal, said the same way.
+        if "nesting depth" not in str(exc.problem):
+            raise
+        mark = exc.problem_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise _unreadable(file, line, col, f"nesting deeper than {MAX_DEPTH} levels") from None
 
 
 def parse_file(path: Path, display: str | None = None) -> Document:
