@@ -51,7 +51,9 @@ def test_doctor_names_what_is_missing_then_passes(tmp_path: Path, kube: Kube, na
     # The HPAs read Pods metrics: prometheus-adapter's APIService is not registered here.
     adapter = checks["v1beta1.custom.metrics.k8s.io"]
     assert adapter["status"] == "fail" and "prometheus-adapter" in adapter["fix"]
-    assert checks["ghcr.io/tms-stack/agent:0.1.0"]["status"] == "warn"
+    # The unpublished default agent image: one warning, from the stack file (also without a cluster).
+    assert checks["Pulumi.example.yaml agentImage"]["status"] == "warn"
+    assert "ghcr.io/tms-stack/agent:0.1.0" not in checks
 
     made = create_admin_prerequisites(kube, repo)
     code, checks = doctor(repo, control_plane.kubeconfig)
