@@ -206,10 +206,6 @@ def parse(text: str | bytes, file: str) -> Document:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        if "nesting depth" in str(exc.problem or ""):
-            # libyaml 0.2.5+ stops deep documents itself ("exceeded maximum nesting depth") before
-            # our own scan gets there: the same refusal, in our words.
-            raise _unreadable(file, line, col, f"nesting deeper than {MAX_DEPTH} levels") from None
         what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
         raise _unreadable(file, line, col, f"invalid YAML: {what}") from None
     except yaml.YAMLError as exc:
