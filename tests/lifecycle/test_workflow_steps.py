@@ -211,6 +211,25 @@ def test_prune_pushes_to_main_and_hands_the_commit_to_deploy(tmp_path: Path, clo
     assert ("meanwhile" in subjects) is main_moved
 
 
+def test_prune_pushes_in_a_fleet_without_pools(tmp_path: Path, clones: tuple[Path, Path, Path]) -> None:
+    """`git add -A leases pools` fails ("pathspec 'pools' did not match") where a fleet has no pools/."""
+    origin, work, _ = clones
+    git(work, "rm", "-r", "-q", "pools")
+    git(work, "commit", "-q", "-m", "no pools")
+    git(work, "push", "-q", "origin", "main")
+    (work / "leases" / "ranker.yaml").unlink()
+    temp = tmp_path / "runner-temp"
+    temp.mkdir()
+    (temp / "message.txt").write_text("tms prune: delete 1 expired lease\n")
+    (work / "stray.txt").write_text("not prune's\n")              # never committed by prune
+    step = workflow_step("prune.yml", "prune", "Commit and push to main")
+    proc = run_step(step, work, {"PATH": "/usr/bin:/bin", "RUNNER_TEMP": str(temp),
+                                 "GITHUB_OUTPUT": str(tmp_path / "output")})
+    assert proc.returncode == 0, proc.stderr
+    files = git(work, "--git-dir", str(origin), "ls-tree", "-r", "--name-only", "main").splitlines()
+    assert "leases/ranker.yaml" not in files and "stray.txt" not in files
+
+
 @pytest.mark.parametrize("mode,has_token,ok", [
     ("push", "false", True), ("push", "true", True), ("pr", "true", True), ("pr", "false", False),
     ("pull-request", "true", False)])
