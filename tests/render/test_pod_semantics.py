@@ -162,3 +162,34 @@ def test_agent_is_told_the_load_timeout_and_readiness_mode(tmp_path: Path) -> No
     for name, mode in (("fraud-detector", "all-models"), ("shared-t4-pool-0", "first-pass")):
         env = {e["name"]: e.get("value") for e in _container(_pod(objs, name), "agent")["env"]}
         assert env["TMS_LOAD_TIMEOUT"] == "10800" and env["TMS_READINESS"] == mode, name
+
+
+def test_only_the_agent_gets_an_api_token_and_it_may_read_only_its_own_configmap(tmp_path: Path) -> None:
+    """Triton runs tenant code (Python-backend models): no API token may reach it. The agent's token
+    is bound to a Role naming this Deployment's desired-models ConfigMap alone, read-only."""
+    objs = _objects(copy_example(tmp_path))
+    deployments = [name for kind, name in objs if kind == "Deployment"]
+    assert {"shared-t4-pool-0", "image-classifier"} <= set(deployments)
+    for name in deployments:
+        pod = _pod(objs, name)["spec"]
+        assert pod["automountServiceAccountToken"] is False
+        assert objs[("ServiceAccount", name)]["automountServiceAccountToken"] is False
+        token_volumes = {v["name"] for v in pod["volumes"]
+                         if any("serviceAccountToken" in s for s in v.get("projected", {}).get("sources", []))}
+        assert token_volumes == {"kube-api"}, name
+        for container in pod["containers"] + pod.get("initContainers", []):
+            mounted = {m["name"] for m in container.get("volumeMounts", [])}
+            assert ("kube-api" in mounted) == (container["name"] == "agent"), (name, container["name"])
+        agent_env = {e["name"]: e.get("value") for e in _container(_pod(objs, name), "agent")["env"]}
+        assert agent_env["TMS_DESIRED_CONFIGMAP"] == name
+        assert ("ConfigMap", name) in objs
+        role = objs[("Role", name)]
+        assert role["rules"] == [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [name],
+                                  "verbs": ["get", "list", "watch"]}], name
+        binding = objs[("RoleBinding", name)]
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name}
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": name,
+                                        "namespace": objs[("ConfigMap", name)]["metadata"]["namespace"]}]
+        assert pod["serviceAccountName"] == name
+    # No other Role or binding exists (nothing else is granted to any pod).
+    assert {n for k, n in objs if k in ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")} == set(deployments)

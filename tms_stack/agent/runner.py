@@ -1,8 +1,10 @@
-"""The agent's loop: read the desired-models file, observe Triton and the model directory, act.
+"""The agent's loop: read the desired models, observe Triton and the model directory, act.
 
-Kubernetes updates a mounted ConfigMap by swapping a `..data` symlink, so the file is re-read by
-content on every tick (no inotify on a path that is replaced). Each tick is cheap when nothing
-changed: one read of a small file and one model-index call to Triton.
+The desired models come from the agent's own ConfigMap, watched through the API server
+(agent/watch.py) while that watch is synced, else from the mounted file. Kubernetes updates a
+mounted ConfigMap by swapping a `..data` symlink, so the file is re-read by content on every tick
+(no inotify on a path that is replaced). Each tick is cheap when nothing changed: one read of a
+small file and one model-index call to Triton.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from tms_stack.agent.metrics import Metrics
 from tms_stack.agent.modelconfig import ModelConfigError, count_override
 from tms_stack.agent.plan import LeasePlan, Observed, owner_counts, owners, plan
 from tms_stack.agent.triton import TritonControl, TritonError
+from tms_stack.agent.watch import ConfigMapWatch
 from tms_stack.desired import DesiredDocument, DesiredModel
 from tms_stack.sources import FetchError, fetch
 
@@ -63,7 +66,9 @@ class Agent:
     metrics: Metrics = field(default_factory=Metrics)
     desired: DesiredDocument | None = None
     failures: dict[str, _Failure] = field(default_factory=dict)
+    watch: ConfigMapWatch | None = None  # the API server's copy of the file; None: the file only
     _desired_hash: str = ""
+    _file_hash: str = ""
     _ready: set[str] = field(default_factory=set)
     _triton_up: bool = False
     _first_pass: bool = False     # every desired lease loaded or failed since Triton (re)started
@@ -84,12 +89,24 @@ class Agent:
                 shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
 
     def read_desired(self) -> bool:
-        """Re-read the desired file; returns whether it changed. A broken file keeps the last good one."""
-        try:
-            raw = self.config.desired_path.read_bytes()
-        except OSError as exc:
-            if self.desired is None:
-                log.warning("desired-models file %s unreadable: %s", self.config.desired_path, exc)
+        """Re-read the desired models; returns whether they changed. A broken document keeps the last
+        good one.
+
+        The watched ConfigMap wins while its watch is synced. The file is read on every tick anyway,
+        and applied only when the watch is not synced *and* the file changed since the last tick:
+        after a watch fails, a file the kubelet has not refreshed yet (older than what the watch
+        delivered) is not applied back."""
+        file_raw = self._read_file()
+        file_changed = False
+        if file_raw is not None:
+            file_digest = hashlib.sha256(file_raw).hexdigest()
+            file_changed, self._file_hash = file_digest != self._file_hash, file_digest
+        api_raw = self.watch.current() if self.watch is not None else None
+        if api_raw is not None:
+            raw, source = api_raw, "ConfigMap (API server)"
+        elif file_changed and file_raw is not None:
+            raw, source = file_raw, "file"
+        else:
             return False
         digest = hashlib.sha256(raw).hexdigest()
         if digest == self._desired_hash:
@@ -97,16 +114,24 @@ class Agent:
         try:
             doc = DesiredDocument.model_validate_json(raw)
         except ValidationError as exc:
-            log.error("desired-models file is invalid, keeping the previous one: %s", exc)
+            log.error("desired models (%s) are invalid, keeping the previous ones: %s", source, exc)
             self._desired_hash = digest
             return False
         self._desired_hash = digest
         self.desired = doc
         self.failures = {k: v for k, v in self.failures.items() if any(l.name == k for l in doc.leases)}
         self.metrics.set_desired({l.name: (l.expires.timestamp(), [m.name for m in l.models]) for l in doc.leases})
-        log.info("desired models changed: %s", ", ".join(
+        log.info("desired models changed (%s): %s", source, ", ".join(
             f"{l.name}[{', '.join(m.name for m in l.models)}]" for l in doc.leases) or "none")
         return True
+
+    def _read_file(self) -> bytes | None:
+        try:
+            return self.config.desired_path.read_bytes()
+        except OSError as exc:
+            if self.desired is None and self.watch is None:
+                log.warning("desired-models file %s unreadable: %s", self.config.desired_path, exc)
+            return None
 
     def observe(self) -> Observed:
         assert self.triton is not None
@@ -298,8 +323,11 @@ class Agent:
             raise
 
     def run(self, stop: threading.Event) -> None:
-        log.info("agent started: desired=%s models=%s triton=%s", self.config.desired_path,
+        log.info("agent started: desired=%s%s models=%s triton=%s", self.config.desired_path,
+                 f" and ConfigMap {self.watch.access.namespace}/{self.watch.access.name}" if self.watch else "",
                  self.config.model_dir, self.config.triton_url)
+        if self.watch is not None:
+            self.watch.start(stop)
         while not stop.is_set():
             try:
                 self.step()

@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from tms_stack.models.common import DNS1123
+
 READINESS = ("all-models", "first-pass")
 KEY_BYTES = 32
 
@@ -59,10 +61,16 @@ def register(app: typer.Typer) -> None:
         readiness: Annotated[str, typer.Option(envvar="TMS_READINESS",
                                                help="all-models (bespoke lease) or first-pass (pool instance)")]
         = "all-models",
+        configmap: Annotated[str | None, typer.Option(envvar="TMS_DESIRED_CONFIGMAP",
+                                                      help="this pod's desired-models ConfigMap, watched through "
+                                                           "the API server (the file is the fallback)")] = None,
+        kube_api_dir: Annotated[Path | None, typer.Option(envvar="TMS_KUBE_API_DIR",
+                                                          help="projected token, ca.crt and namespace")] = None,
     ) -> None:
         """Run beside Triton: fetch, load, unload and recover the desired models; serve /ready and /metrics."""
         from tms_stack.agent.runner import Agent, AgentConfig
         from tms_stack.agent.server import serve
+        from tms_stack.agent.watch import ConfigMapWatch, access_from_env
 
         logging.basicConfig(level=os.environ.get("TMS_LOG_LEVEL", "INFO"),
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -72,7 +80,14 @@ def register(app: typer.Typer) -> None:
         key = repo_key_file.read_text().strip() if repo_key_file else None
         cfg = AgentConfig(desired, model_dir, triton_url, key, port, interval, repository_size,
                           load_timeout=load_timeout, first_pass_readiness=readiness == "first-pass")
-        runner = Agent(cfg)
+        if configmap is not None and not DNS1123.fullmatch(configmap):
+            raise typer.BadParameter(f"{configmap!r}: not a Kubernetes object name", param_hint="TMS_DESIRED_CONFIGMAP")
+        access = access_from_env(configmap, kube_api_dir)
+        if configmap and access is None:
+            logging.getLogger("tms.agent").warning(
+                "no API access (token directory %s, KUBERNETES_SERVICE_HOST): reading the mounted file only",
+                kube_api_dir)
+        runner = Agent(cfg, watch=ConfigMapWatch(access) if access else None)
         server = serve(port, runner.ready, runner.metrics.render)
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):

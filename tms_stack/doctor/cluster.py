@@ -19,6 +19,10 @@ from tms_stack.doctor import Check
 
 TIMEOUT_S = 10
 VERBS = ("get", "list", "create", "patch", "delete")
+# Kubernetes lets an identity create a Role only with permissions it holds itself (RBAC's escalation
+# rule): each Triton Deployment's Role grants get/list/watch on its own ConfigMap, so the deployer
+# also needs `watch` on ConfigMaps (docs/admin-setup.md).
+EXTRA_VERBS = {("v1", "ConfigMap"): ("watch",)}
 DEFAULT_AGENT_IMAGE = "ghcr.io/tms-stack/agent:0.1.0"
 AGENT_IMAGE_FIX = ("docker build -f docker/agent.Dockerfile -t REGISTRY/tms-agent:TAG . && docker push "
                    "REGISTRY/tms-agent:TAG; set tms-stack:agentImage in the stack file")
@@ -176,17 +180,18 @@ def _namespace_and_objects(cluster: _Cluster, ns: str, settings: Any, objects: l
             continue
         resource, namespaced = found
         group = api_version.rpartition("/")[0]
-        missing = [v for v in VERBS if not cluster.allowed(ns if namespaced else "", group, resource, v)]
+        verbs = VERBS + EXTRA_VERBS.get((api_version, kind), ())
+        missing = [v for v in verbs if not cluster.allowed(ns if namespaced else "", group, resource, v)]
         name = f"{resource}.{group}" if group else resource
         if missing:
             denied.append(name)
             checks.append(Check("cluster", f"rbac {name}", "fail",
                                 f"this identity may not {', '.join(missing)} {name} in {ns}",
-                                f"kubectl -n {ns} create role tms-deploy-{resource} --verb={','.join(VERBS)} "
+                                f"kubectl -n {ns} create role tms-deploy-{resource} --verb={','.join(verbs)} "
                                 f"--resource={name} && kubectl -n {ns} create rolebinding tms-deploy-{resource} "
                                 f"--role=tms-deploy-{resource} --serviceaccount=NAMESPACE:DEPLOYER"))
         else:
-            checks.append(Check("cluster", f"rbac {name}", "ok", f"{kind}: {', '.join(VERBS)} allowed in {ns}"))
+            checks.append(Check("cluster", f"rbac {name}", "ok", f"{kind}: {', '.join(verbs)} allowed in {ns}"))
     refs = references(objects, repo, settings)
     for secret in sorted(refs["secrets"]):
         checks.append(_exists(cluster.core.read_namespaced_secret, "Secret", secret, ns,

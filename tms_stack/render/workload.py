@@ -1,6 +1,14 @@
-"""The Triton Deployment (Triton + model agent), its desired-models ConfigMap and ServiceAccount.
+"""The Triton Deployment (Triton + model agent), its desired-models ConfigMap, ServiceAccount, and
+the Role + RoleBinding that let the agent (only) watch that one ConfigMap.
 
 Shared by bespoke leases (one Deployment per lease) and pool instances (one per instance).
+
+The agent reads its desired models from the API server (a watch: a pool instance's new lease is
+seen in about a second) and from the mounted ConfigMap file (the kubelet refreshes it only on its
+periodic pod sync, about a minute; the fallback when the watch fails). The API token reaches the
+agent container alone: the pod automounts none, and a projected token volume is mounted only in
+the agent; the Role grants `get`/`list`/`watch` on this Deployment's own ConfigMap and nothing
+else, since Triton runs tenant code (Python-backend models) in the same pod (docs/security.md).
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ from tms_stack.stack import StackSettings
 
 MODEL_DIR = "/models"
 DESIRED_DIR = "/etc/tms/desired"
+KUBE_API_DIR = "/var/run/secrets/tms/kube-api"  # token, ca.crt, namespace: the agent's only
+TOKEN_SECONDS = 3600  # the kubelet rotates it at 80% of its life; the agent re-reads the file
 AGENT_SECURITY: dict[str, Any] = {"runAsNonRoot": True, "runAsUser": 1000, "allowPrivilegeEscalation": False,
                                   "readOnlyRootFilesystem": True}
 __all__ = ["AGENT", "GRPC", "HTTP", "METRICS", "Workload", "iam_role", "render_workload", "service"]
@@ -84,11 +94,42 @@ def render_workload(w: Workload, settings: StackSettings, repos: RepositoriesSpe
         "metadata": metadata(w.name, settings, w.labels, w.annotations),
         "data": {DESIRED_FILE: w.desired.to_json() + "\n"},
     }
-    objects: list[dict[str, Any]] = [service_account, config_map, _deployment(w, settings, region, repos),
+    objects: list[dict[str, Any]] = [service_account, config_map, *_config_map_reader(w, settings),
+                                     _deployment(w, settings, region, repos),
                                      network_policy(w.name, settings, w.labels, w.annotations)]
     if settings.tls is not None:
         objects.append(certificate(w.name, settings, w.labels, w.annotations))
     return objects
+
+
+def _config_map_reader(w: Workload, settings: StackSettings) -> list[dict[str, Any]]:
+    """Role + RoleBinding: the pod's ServiceAccount may get/list/watch its own ConfigMap, by name
+    (a list or watch is allowed only with the field selector `metadata.name=<it>`), nothing else."""
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": metadata(w.name, settings, w.labels, w.annotations),
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [w.name],
+                   "verbs": ["get", "list", "watch"]}],
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": metadata(w.name, settings, w.labels, w.annotations),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": w.name},
+        "subjects": [{"kind": "ServiceAccount", "name": w.name, "namespace": settings.namespace}],
+    }
+    return [role, binding]
+
+
+def _kube_api_volume() -> dict[str, Any]:
+    """What the in-cluster default token mount holds (token, the cluster CA, the namespace), as a
+    volume only the agent mounts. The CA ConfigMap is optional: a cluster without it still starts
+    the pod; the agent's watch then fails to verify the server and it reads the file only."""
+    return {"name": "kube-api", "projected": {"sources": [
+        {"serviceAccountToken": {"path": "token", "expirationSeconds": TOKEN_SECONDS}},
+        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                       "optional": True}},
+        {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}},
+    ]}}
 
 
 def _deployment(w: Workload, settings: StackSettings, region: str | None,
@@ -143,6 +184,8 @@ def _deployment(w: Workload, settings: StackSettings, region: str | None,
     }
     agent_env: list[dict[str, Any]] = [
         {"name": "TMS_DESIRED", "value": f"{DESIRED_DIR}/{DESIRED_FILE}"},
+        {"name": "TMS_DESIRED_CONFIGMAP", "value": w.name},
+        {"name": "TMS_KUBE_API_DIR", "value": KUBE_API_DIR},
         {"name": "TMS_MODEL_DIR", "value": MODEL_DIR},
         {"name": "TMS_TRITON_URL", "value": f"localhost:{HTTP}"},
         {"name": "TMS_AGENT_PORT", "value": str(AGENT)},
@@ -158,11 +201,13 @@ def _deployment(w: Workload, settings: StackSettings, region: str | None,
     agent_mounts: list[dict[str, Any]] = [
         {"name": "models", "mountPath": MODEL_DIR},
         {"name": "desired", "mountPath": DESIRED_DIR, "readOnly": True},
+        {"name": "kube-api", "mountPath": KUBE_API_DIR, "readOnly": True},
     ]
     volumes: list[dict[str, Any]] = [
         {"name": "models", "emptyDir": {"sizeLimit": units.format_memory(res.repository_size)}},
         {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": units.format_memory(res.shared_memory)}},
         {"name": "desired", "configMap": {"name": w.name}},
+        _kube_api_volume(),
     ]
     if w.restricted:
         agent_mounts.append(key_mount())
@@ -193,6 +238,8 @@ def _deployment(w: Workload, settings: StackSettings, region: str | None,
     pod_labels["app.kubernetes.io/version"] = image_version(w.image)
     pod_spec: dict[str, Any] = {
         "serviceAccountName": w.name,
+        # No container gets a token by default; the agent alone mounts one (_kube_api_volume).
+        "automountServiceAccountToken": False,
         "terminationGracePeriodSeconds": 60,
         "securityContext": {"fsGroup": 1000},
         **({"initContainers": [key_init_container(settings, AGENT_SECURITY)]} if w.restricted else {}),
