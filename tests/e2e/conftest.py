@@ -135,7 +135,13 @@ def _write_pki(d: Path) -> None:
                 [
                     x509.DNSName("localhost"),
                     x509.DNSName("kubernetes.default.svc"),
+                    x509.DNSName("kubernetes.default.svc.cluster.local"),
                     x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    # what a pod connects to (KUBERNETES_SERVICE_HOST: the `kubernetes` Service's
+                    # ClusterIP, the first of --service-cluster-ip-range) and, on the node of
+                    # tests/e2e/node, the bridge's gateway the API server is advertised on
+                    x509.IPAddress(ipaddress.ip_address("10.96.0.1")),
+                    x509.IPAddress(ipaddress.ip_address("10.244.0.1")),
                 ]
             ),
             critical=False,
@@ -175,9 +181,13 @@ def _free_port() -> int:
 class ControlPlane:
     """etcd + kube-apiserver + kube-controller-manager on loopback, in ``workdir``."""
 
-    def __init__(self, workdir: Path, tools: dict[str, dict]):
+    def __init__(self, workdir: Path, tools: dict[str, dict], advertise: str | None = None):
         self.workdir = workdir
         self.tools = tools
+        # With a real node (tests/e2e/node), pods reach the API server through the `kubernetes`
+        # Service: it is advertised on the node bridge's gateway and listens on every address
+        # (the bridge does not exist yet when it starts). Otherwise loopback only.
+        self.advertise = advertise
         self.procs: list[tuple[str, subprocess.Popen]] = []
         self.kubeconfig = workdir / "kubeconfig"
         self.server = ""
@@ -235,8 +245,8 @@ class ControlPlane:
             [
                 self.tools["kube-apiserver"]["path"],
                 f"--etcd-servers={etcd_url}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                f"--bind-address={'0.0.0.0' if self.advertise else '127.0.0.1'}",
+                f"--advertise-address={self.advertise or '127.0.0.1'}",
                 f"--secure-port={api_port}",
                 f"--tls-cert-file={pki / 'server.crt'}",
                 f"--tls-private-key-file={pki / 'server.key'}",
@@ -291,8 +301,11 @@ class ControlPlane:
                 # each namespace,
                 # namespace, the claim binder (volume repositories are PVCs) and the garbage
                 # collector (Pulumi deletes with foreground propagation, which only it completes)
+                # and the publisher of the cluster CA (ConfigMap kube-root-ca.crt, which the model
+                # agent's projected API token volume holds),
                 "--controllers=deployment,replicaset,endpoint,endpointslice,serviceaccount,namespace,"
-                "persistentvolume-binder,garbagecollector",
+                "persistentvolume-binder,garbagecollector,root-ca-cert-publisher",
+                f"--root-ca-file={self.workdir / 'pki' / 'ca.crt'}",
                 "--pvclaimbinder-sync-period=2s",
                 "--leader-elect=false",
                 "--bind-address=127.0.0.1",

@@ -19,7 +19,7 @@ import yaml
 
 from tests.e2e.conftest import ADMIN_TOKEN, ControlPlane
 from tests.e2e.kubeapi import ApiError, Kube
-from tests.e2e.node.node import Node, stack_images
+from tests.e2e.node.node import GATEWAY, Node, stack_images
 from tests.support.s3server import S3Server
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -65,7 +65,7 @@ def node_cluster_running(workdir: Path, cluster_tools: dict[str, dict],
 
 def _node_cluster(workdir: Path, cluster_tools: dict[str, dict],
                   sync_frequency: str | None) -> Iterator[tuple[Kube, Node]]:
-    cp = ControlPlane(workdir, cluster_tools)
+    cp = ControlPlane(workdir, cluster_tools, advertise=GATEWAY)
     node = Node(cp.kubeconfig, sync_frequency=sync_frequency)
     try:
         cp.start()

@@ -5,6 +5,7 @@ Secrets joins it without restarting anything."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -99,6 +100,12 @@ def test_pool_instance_with_a_broken_lease_keeps_serving_the_good_one(stack: Nod
         template = stack.kube.get("apps/v1", "Deployment", instance, stack.namespace)["spec"]["template"]
         stack.apply()
         assert stack.infer("third", "addtwo", 1.0, timeout_s=120) == 3.0
+        # The agent saw the new lease through its watch of the ConfigMap (its projected token, its
+        # Role), not the kubelet's later refresh of the mounted file (docs/agent.md).
+        agent_log = stack.node.container_logs(stack.namespace, n=400)
+        assert "watching ConfigMap" in agent_log and "cannot watch" not in agent_log, agent_log[-3000:]
+        assert re.search(r"desired models changed \(ConfigMap \(API server\)\): .*third\[addtwo\]", agent_log), \
+            agent_log[-3000:]
         assert stack.kube.get("apps/v1", "Deployment", instance, stack.namespace)["spec"]["template"] == template
         after = stack.pods(instance)
         assert [p["metadata"]["uid"] for p in after] == [pod["metadata"]["uid"]]
