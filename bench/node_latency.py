@@ -113,6 +113,10 @@ def main() -> None:
                     pooled.append(time.monotonic() - t0)
                     same = {p["metadata"]["uid"] for p in st.pods("bench-pool-0")} == pods_before
                     print(f"pooled run {run}: {pooled[-1]:.1f} s (same pod: {same})", flush=True)
+                    # How the agent learnt of the lease: its watch of the ConfigMap, or the file.
+                    for line in node.container_logs(st.namespace, n=2000).splitlines():
+                        if "ConfigMap" in line or "desired models changed" in line or line.startswith("---"):
+                            print("   ", line[:220], flush=True)
                     hosted.append((name, model))
 
                     pod = st.wait_ready("bench-pool-0")
