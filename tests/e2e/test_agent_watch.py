@@ -93,7 +93,8 @@ def test_a_change_reaches_the_agent_through_the_watch_and_the_file_is_the_fallba
     desired_file = tmp_path / "desired.json"
     desired_file.write_text(full)
     stop = threading.Event()
-    watch = ConfigMapWatch(acc)
+    # Watch requests of 1 s: the edits below span several renewals (each from the last version seen).
+    watch = ConfigMapWatch(acc, watch_seconds=1)
     agent = Agent(AgentConfig(desired_file, tmp_path / "models"), triton=object(), watch=watch)  # type: ignore[arg-type]
     watch.start(stop)
     try:
@@ -103,8 +104,9 @@ def test_a_change_reaches_the_agent_through_the_watch_and_the_file_is_the_fallba
         took = _wait("the agent sees the edited ConfigMap", lambda: agent.read_desired())
         assert [l.name for l in agent.desired.leases] == ["chat-small"]
         assert took < 5, took
-        # Several edits in a row: each is seen, in order, on the same watch.
+        # Several edits in a row, some between two watch requests: each is seen, in order.
         for leases in (["chat-embed"], ["chat-embed", "chat-small"], []):
+            time.sleep(1.5)
             kube.apply({**cm, "data": {"desired.json": variant(leases)}})
             _wait(f"leases {leases}", lambda: agent.read_desired())
             assert [l.name for l in agent.desired.leases] == leases

@@ -25,7 +25,11 @@ from tms_stack.models.common import DNS1123
 
 log = logging.getLogger("tms.agent.watch")
 BACKOFF_START, BACKOFF_MAX = 1.0, 60.0
-WATCH_SECONDS = 300  # one watch request; the server closes it and the loop starts the next
+# One watch request: the server ends it after this, and the loop starts the next from the last
+# resourceVersion (no event is lost). Short, with a client read timeout a little longer, so a
+# connection that died silently (an API server gone without a FIN, a lost NAT entry) is noticed
+# within WATCH_SECONDS + READ_SLACK seconds, then read again from scratch.
+WATCH_SECONDS, READ_SLACK = 60, 30
 
 
 @dataclass(frozen=True)
@@ -59,8 +63,10 @@ class ConfigMapWatch:
     `current()` is None until the first successful read and again after any failure (the caller
     then reads the file); otherwise the data value, which is exactly what the mounted file holds."""
 
-    def __init__(self, access: ApiAccess, on_change: threading.Event | None = None):
+    def __init__(self, access: ApiAccess, on_change: threading.Event | None = None,
+                 watch_seconds: int = WATCH_SECONDS):
         self.access = access
+        self.watch_seconds = watch_seconds
         self.on_change = on_change
         self._lock = threading.Lock()
         self._raw: bytes | None = None
@@ -149,8 +155,8 @@ class ConfigMapWatch:
             try:
                 for event in w.stream(api.list_namespaced_config_map, self.access.namespace,
                                       field_selector=selector, resource_version=version,
-                                      allow_watch_bookmarks=True, timeout_seconds=WATCH_SECONDS,
-                                      _request_timeout=WATCH_SECONDS + 30):
+                                      allow_watch_bookmarks=True, timeout_seconds=self.watch_seconds,
+                                      _request_timeout=(10, self.watch_seconds + READ_SLACK)):
                     if stop.is_set():
                         return
                     kind, obj = event["type"], event["object"]
