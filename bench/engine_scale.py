@@ -50,23 +50,34 @@ NODE_CAPACITY = {"cpu": "100000", "memory": "800Ti", "pods": "6000", "nvidia.com
 
 
 def load() -> str:
-    return Path("/proc/loadavg").read_text().split(" ")[0]
+    """The 1- and 5-minute load averages (the machine is shared: read the times against it)."""
+    return "/".join(Path("/proc/loadavg").read_text().split(" ")[:2])
 
 
 # ---------------------------------------------------------------------------------------------
 # peak RSS of a process tree, from /proc
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int | str) -> tuple[int, float] | None:
+    """(parent pid, CPU seconds user+system) of one process from /proc/<pid>/stat; None once gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()  # fields[k - 3] is field k of proc(5)
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / CLK_TCK
+
 
 def _tree(pid: int) -> list[int]:
     children: dict[int, list[int]] = {}
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
-        try:
-            stat = Path(f"/proc/{d}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-        children.setdefault(ppid, []).append(int(d))
+        st = _stat(d)
+        if st is not None:
+            children.setdefault(st[0], []).append(int(d))
     out, todo = [], [pid]
     while todo:
         p = todo.pop()
@@ -85,66 +96,105 @@ def _rss(pid: int) -> tuple[str, int]:
     return fields.get("Name", "").strip(), int(fields.get("VmRSS", "0 kB").split()[0])
 
 
+def cpu_of(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of named processes (the control plane's), to subtract before from after."""
+    out = {}
+    for name, pid in pids.items():
+        st = _stat(pid)
+        out[name] = st[1] if st else 0.0
+    return out
+
+
 class Run:
-    """One CLI command: wall time, peak tree RSS (total and per command name) and, optionally,
-    when ``seen()`` first held."""
+    """One CLI command: wall time, CPU seconds of its whole process tree (``wait4``'s rusage: every
+    descendant its parent waited for) and per command name (sampled from /proc: the last value seen
+    of each process, so a process's final < 0.25 s may be missing), peak tree RSS (total and per
+    command name), the control plane's CPU seconds during the command, and optionally when
+    ``seen()`` first held."""
+
+    # processes outside the tree whose CPU the command causes (name -> pid), set by main()
+    watched: dict[str, int] = {}
 
     def __init__(self, argv: list[str], cwd: Path, env: dict[str, str], seen: Callable[[], bool] | None = None):
         self.argv, self.cwd, self.env, self.seen = argv, cwd, env, seen
         self.peak_kib = 0
         self.peak_by_name: dict[str, int] = {}
+        self.cpu_by_pid: dict[int, tuple[str, float]] = {}
         self.seen_s: float | None = None
+        self.load_before = load()
 
-    def _sample(self, proc: subprocess.Popen, start: float) -> None:
-        while proc.poll() is None:
+    def _check_seen(self, start: float) -> None:
+        if self.seen is not None and self.seen_s is None:
+            try:
+                if self.seen():
+                    self.seen_s = time.monotonic() - start
+            except Exception:  # noqa: BLE001 - the API server may be busy; poll again
+                pass
+
+    def _sample(self, pid: int, start: float, done: threading.Event) -> None:
+        # not proc.poll(): the main thread reaps the child with wait4 for its rusage
+        while not done.is_set():
             by_name: dict[str, int] = {}
-            for p in _tree(proc.pid):
+            for p in _tree(pid):
                 name, kib = _rss(p)
                 if name:
                     by_name[name] = by_name.get(name, 0) + kib
+                    st = _stat(p)
+                    if st is not None:
+                        self.cpu_by_pid[p] = (name, st[1])
             self.peak_kib = max(self.peak_kib, sum(by_name.values()))
             for n, kib in by_name.items():
                 self.peak_by_name[n] = max(self.peak_by_name.get(n, 0), kib)
-            if self.seen is not None and self.seen_s is None:
-                try:
-                    if self.seen():
-                        self.seen_s = time.monotonic() - start
-                except Exception:  # noqa: BLE001 - the API server may be busy; poll again
-                    pass
-            time.sleep(0.25)
+            self._check_seen(start)
+            done.wait(0.25)
 
     def __call__(self) -> Run:
+        cp_before = cpu_of(self.watched)
         start = time.monotonic()
         with tempfile.TemporaryFile("w+") as out:
             proc = subprocess.Popen(self.argv, cwd=self.cwd, env=self.env, stdout=out, stderr=subprocess.STDOUT,
                                     text=True)
-            sampler = threading.Thread(target=self._sample, args=(proc, start), daemon=True)
+            done = threading.Event()
+            sampler = threading.Thread(target=self._sample, args=(proc.pid, start, done), daemon=True)
             sampler.start()
             try:
-                rc = proc.wait()
+                _, status, usage = os.wait4(proc.pid, 0)
             except BaseException:  # interrupted: leave no engine behind holding the state lock
                 proc.kill()
                 raise
             self.seconds = time.monotonic() - start
+            done.set()
             sampler.join()
+            rc = proc.returncode = os.waitstatus_to_exitcode(status)
+            self.cpu_s = usage.ru_utime + usage.ru_stime
             out.seek(0)
             self.output = out.read()
+        self.cp_cpu = {k: round(v - cp_before.get(k, 0.0), 1) for k, v in cpu_of(self.watched).items()}
+        self._check_seen(start)  # the object may have arrived in the last quarter second
         if rc != 0:
             raise SystemExit(f"`{' '.join(self.argv)}` exited {rc}:\n{self.output[-4000:]}")
         return self
 
     def row(self) -> dict[str, Any]:
+        cpu_by_name: dict[str, float] = {}
+        for name, cpu in self.cpu_by_pid.values():
+            cpu_by_name[name] = cpu_by_name.get(name, 0.0) + cpu
         return {"seconds": round(self.seconds, 1), "seen_s": None if self.seen_s is None else round(self.seen_s, 1),
+                "cpu_s": round(self.cpu_s, 1),
+                "cpu_s_by_process": {k: round(v, 1) for k, v in sorted(cpu_by_name.items())},
+                "control_plane_cpu_s": self.cp_cpu,
                 "peak_rss_mib": round(self.peak_kib / 1024),
                 "peak_rss_mib_by_process": {k: round(v / 1024) for k, v in sorted(self.peak_by_name.items())},
-                "load": load()}
+                "load_before": self.load_before, "load": load()}
 
 
 # ---------------------------------------------------------------------------------------------
 # the stack under test
 
 def prepare_repo(dest: Path, leases: int, namespace: str) -> Path:
-    generate(dest, leases, pools=max(1, leases // 20))
+    # one pool per 20 leases, at most the 50 of bench/check_scale.py's 10,000-lease repository
+    # (generate.py's team-platform budget holds 100 pools at instances.max 1000)
+    generate(dest, leases, pools=max(1, min(50, leases // 20)))
     subprocess.run([TMS, "pool", "lock", "--no-learn"], cwd=dest, check=True, capture_output=True)
     project = (EXAMPLE / "Pulumi.yaml").read_text()
     (dest / "Pulumi.yaml").write_text(project.replace("virtualenv: .venv", f"virtualenv: {ROOT / '.venv'}"))
@@ -160,6 +210,39 @@ def prepare_repo(dest: Path, leases: int, namespace: str) -> Path:
     subprocess.run(["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-qm", "base"],
                    cwd=dest, check=True)
     return dest
+
+
+def program_alone(repo: Path) -> dict[str, Any]:
+    """The Python side of a deploy without the engine: `render_root` of the stack, then the program
+    registering every resource under Pulumi's mocks (the SDK serialises each object's inputs as it
+    does for the engine; the mock answers at once). Run in a fresh interpreter (`--program-only`)."""
+    import pulumi
+
+    from tms_stack import program
+    from tms_stack.render.pipeline import render_root
+
+    class Mocks(pulumi.runtime.Mocks):
+        def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+            return f"{args.name}-id", args.inputs
+
+        def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+            return {}, None
+
+    pulumi.runtime.set_mocks(Mocks(), project="tms-stack", stack=STACK, preview=True)
+    t0, c0 = time.monotonic(), time.process_time()
+    groups = render_root(repo, STACK)
+    t1, c1 = time.monotonic(), time.process_time()
+
+    @pulumi.runtime.test
+    def register() -> Any:
+        built = program.build(groups)
+        return pulumi.Output.all(*[c.urn for g in built.values() for c in g.objects.values()])
+
+    register()
+    t2, c2 = time.monotonic(), time.process_time()
+    objects = sum(len(g.objects) for g in groups)
+    return {"groups": len(groups), "objects": objects, "render_s": round(t1 - t0, 1), "render_cpu_s": round(c1 - c0, 1),
+            "register_s": round(t2 - t1, 1), "register_cpu_s": round(c2 - c1, 1), "load": load()}
 
 
 def edit_one_lease(repo: Path, name: str, model: str) -> None:
@@ -199,6 +282,9 @@ def bench_size(n: int, modes: list[str], parallel: int | None, tmp: Path, kube: 
     def pulumi(*args: str, seen: Callable[[], bool] | None = None) -> Run:
         return Run(["pulumi", *args, "--non-interactive"], repo, env, seen)()
 
+    alone = subprocess.run([sys.executable, __file__, "--program-only", str(repo)], capture_output=True, text=True,
+                           check=True)
+    report(f"{n} program alone (render + register under mocks)", json.loads(alone.stdout.splitlines()[-1]))
     pulumi("stack", "init", STACK)
     if empty_preview:
         report(f"{n} preview (empty stack)", pulumi("preview", *par).row())
@@ -242,7 +328,11 @@ def main() -> None:
     ap.add_argument("--no-empty-preview", action="store_true", help="skip the preview of the empty stack")
     ap.add_argument("--json", type=Path, help="append one JSON line per measurement here")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (repos, state, logs)")
+    ap.add_argument("--program-only", type=Path, metavar="REPO", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.program_only:
+        print(json.dumps(program_alone(args.program_only)))
+        return
 
     tools = build_tools.build(["kube-apiserver", "etcd", "kwok", "crds", "pulumi"])
     errors = {k: v["error"] for k, v in tools.items() if "error" in v}
@@ -266,6 +356,7 @@ def main() -> None:
         crds = [d for f in tools["crds"]["files"] for d in pyyaml.safe_load_all(Path(f).read_text()) if d]
         kube.install_crds(crds)
         cp.add_fake_nodes(kube, count=2, capacity=NODE_CAPACITY)
+        Run.watched = {name: proc.pid for name, proc in cp.procs}
         home = tmp / "pulumi-home"
         home.mkdir()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "KUBE"))}
