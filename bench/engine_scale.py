@@ -49,6 +49,29 @@ NODE_CAPACITY = {"cpu": "100000", "memory": "800Ti", "pods": "6000", "nvidia.com
                  "ephemeral-storage": "100Ti"}
 
 
+# Imported by every interpreter that has the bench's site directory on PYTHONPATH; acts only in
+# the program (the language host's exec script): a cProfile from its start to its exit, and/or
+# the SDK's debug messages dropped (pulumi.log.debug is a blocking gRPC call to the engine, about
+# four per resource registration).
+SITECUSTOMIZE = """import os, sys
+if any("pulumi-language-python-exec" in a for a in sys.argv[:1]):
+    if os.environ.get("TMS_BENCH_NO_SDK_DEBUG"):
+        import pulumi.log
+        pulumi.log.debug = lambda *args, **kwargs: None
+    _prefix = os.environ.get("TMS_BENCH_PYPROFILE")
+    if _prefix:
+        import atexit, cProfile
+        _prof = cProfile.Profile()
+        _prof.enable()
+
+        def _dump():
+            _prof.disable()
+            _prof.dump_stats(f"{_prefix}.{os.getpid()}.pyprof")
+
+        atexit.register(_dump)
+"""
+
+
 def load() -> str:
     """The 1- and 5-minute load averages (the machine is shared: read the times against it)."""
     return "/".join(Path("/proc/loadavg").read_text().split(" ")[:2])
@@ -268,7 +291,7 @@ def configmap_has(kube: Kube, namespace: str, lease: str, text: str) -> Callable
 
 def bench_size(n: int, modes: list[str], parallel: int | None, tmp: Path, kube: Kube, env: dict[str, str],
                report: Callable[[str, dict[str, Any]], None], fast_create: int | None = None,
-               empty_preview: bool = True) -> None:
+               empty_preview: bool = True, profile: Path | None = None, final_preview: bool = True) -> None:
     namespace = f"bench-{n}"
     kube.ensure_namespace(namespace)
     repo = prepare_repo(tmp / f"repo-{n}", n, namespace)
@@ -279,8 +302,15 @@ def bench_size(n: int, modes: list[str], parallel: int | None, tmp: Path, kube: 
     env = {**env, "PULUMI_BACKEND_URL": f"file://{state}"}
     par = [f"--parallel={parallel}"] if parallel else []
 
-    def pulumi(*args: str, seen: Callable[[], bool] | None = None) -> Run:
-        return Run(["pulumi", *args, "--non-interactive"], repo, env, seen)()
+    def pulumi(*args: str, seen: Callable[[], bool] | None = None, label: str = "") -> Run:
+        run_env, prof = env, []
+        if profile and label:
+            # the engine's own Go profiles (`--profiling`: <prefix>.<pid>.cpu/.mem/.trace) and a
+            # cProfile of the program (SITECUSTOMIZE, written when the interpreter exits)
+            prefix = profile / f"{n}-{label}"
+            prof = [f"--profiling={prefix}"]
+            run_env = {**env, "TMS_BENCH_PYPROFILE": str(prefix)}
+        return Run(["pulumi", *args, *prof, "--non-interactive"], repo, run_env, seen)()
 
     alone = subprocess.run([sys.executable, __file__, "--program-only", str(repo)], capture_output=True, text=True,
                            check=True)
@@ -297,7 +327,7 @@ def bench_size(n: int, modes: list[str], parallel: int | None, tmp: Path, kube: 
         report(f"{n} up (create all, PULUMI_SKIP_CHECKPOINTS, --parallel={fast_create})", run.row())
     else:
         report(f"{n} up (create all)", pulumi("up", "--yes", "--skip-preview", *par).row())
-    report(f"{n} preview (no change)", pulumi("preview", *par).row())
+    report(f"{n} preview (no change)", pulumi("preview", *par, label="preview-no-change").row())
     for i, mode in enumerate(modes):
         # bespoke leases (generate.py: i % 3 == 0) from the middle of the fleet: the program
         # registers leases in name order, so an early one would reach the server sooner than most
@@ -313,9 +343,10 @@ def bench_size(n: int, modes: list[str], parallel: int | None, tmp: Path, kube: 
             extra = [f"--target={u}" for u in urns]
         seen = configmap_has(kube, namespace, lease, model)
         report(f"{n} one lease changed, up ({mode})",
-               pulumi("up", "--yes", "--skip-preview", *par, *extra, seen=seen).row())
+               pulumi("up", "--yes", "--skip-preview", *par, *extra, seen=seen, label=f"up-{mode}").row())
         subprocess.run(["git", "commit", "-qam", f"edit {lease}"], cwd=repo, check=True)
-    report(f"{n} preview (no change, after the edits)", pulumi("preview", "--expect-no-changes", *par).row())
+    if final_preview:
+        report(f"{n} preview (no change, after the edits)", pulumi("preview", "--expect-no-changes", *par).row())
 
 
 def main() -> None:
@@ -326,6 +357,14 @@ def main() -> None:
     ap.add_argument("--fast-create", type=int, metavar="P", default=None,
                     help="create the stack with PULUMI_SKIP_CHECKPOINTS=true and --parallel=P (setup only)")
     ap.add_argument("--no-empty-preview", action="store_true", help="skip the preview of the empty stack")
+    ap.add_argument("--no-sdk-debug", action="store_true",
+                    help="drop the Python SDK's debug messages in the program (each a blocking call to the engine)")
+    ap.add_argument("--no-engine-log", action="store_true",
+                    help="keep the CLI from writing its automatic debug log ($PULUMI_HOME/logs)")
+    ap.add_argument("--no-final-preview", action="store_true", help="skip the last no-change preview")
+    ap.add_argument("--profile", type=Path, metavar="DIR",
+                    help="profile the no-change preview and the one-lease ups: the engine's Go CPU/memory "
+                         "profiles (pulumi --profiling) and a cProfile of the Python program, into DIR")
     ap.add_argument("--json", type=Path, help="append one JSON line per measurement here")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (repos, state, logs)")
     ap.add_argument("--program-only", type=Path, metavar="REPO", help=argparse.SUPPRESS)
@@ -359,16 +398,29 @@ def main() -> None:
         Run.watched = {name: proc.pid for name, proc in cp.procs}
         home = tmp / "pulumi-home"
         home.mkdir()
+        if args.no_engine_log:
+            # The CLI (3.260) writes every V(1)-V(10) log line, resource properties included, gzipped
+            # into $PULUMI_HOME/logs/ on every command, with no switch to turn it off; a file in
+            # place of that directory makes its MkdirAll fail, and the CLI carries on without it.
+            (home / "logs").write_text("automatic engine logs disabled by bench/engine_scale.py\n")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "KUBE"))}
         env.update(
             PATH=os.pathsep.join([*tools["pulumi"]["bin_dirs"], str(ROOT / ".venv" / "bin"), env.get("PATH", "")]),
             PULUMI_HOME=str(home), PULUMI_CONFIG_PASSPHRASE="tms-bench", PULUMI_SKIP_UPDATE_CHECK="true",
             PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true", KUBECONFIG=str(cp.kubeconfig), NO_COLOR="1",
+            PYTHONPATH=str(tmp / "site"),
         )
+        if args.no_sdk_debug:
+            env["TMS_BENCH_NO_SDK_DEBUG"] = "1"
+        profile = args.profile.resolve() if args.profile else None
+        if profile:
+            profile.mkdir(parents=True, exist_ok=True)
+        (tmp / "site").mkdir()
+        (tmp / "site" / "sitecustomize.py").write_text(SITECUSTOMIZE)
         print(f"control plane up; load {load()}; work dir {tmp}", flush=True)
         for n in args.leases:
             bench_size(n, args.modes, args.parallel, tmp, kube, env, report, args.fast_create,
-                       not args.no_empty_preview)
+                       not args.no_empty_preview, profile, not args.no_final_preview)
     finally:
         cp.stop()
         if not args.keep:
