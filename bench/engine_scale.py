@@ -422,9 +422,11 @@ def main() -> None:
             bench_size(n, args.modes, args.parallel, tmp, kube, env, report, args.fast_create,
                        not args.no_empty_preview, profile, not args.no_final_preview)
     finally:
-        cp.stop()
-        if not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            cp.stop()
+        finally:  # a second Ctrl-C during the stop must not leave the state (hundreds of MB) behind
+            if not args.keep:
+                shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
