@@ -77,6 +77,8 @@ class Deploy:
         (bin_dir / "pulumi").chmod(0o755)
         self.log, self.tags, self.temp = tmp_path / "pulumi.log", tmp_path / "tags", tmp_path / "runner-temp"
         self.temp.mkdir()
+        self.home = tmp_path / "pulumi-home"
+        (self.home / "logs").mkdir(parents=True)                       # what an earlier command left
         self.path = f"{bin_dir}:/usr/bin:/bin"
 
     def commit(self, message: str) -> str:
@@ -93,7 +95,9 @@ class Deploy:
         proc = run_step(step, self.repo, {"PATH": self.path, "STACK": "example", "TARGETED": str(targeted).lower(),
                                           "RUNNER_TEMP": str(self.temp), "PULUMI_LOG": str(self.log),
                                           "PULUMI_TAGS": str(self.tags), "PULUMI_UP_RC": str(up_rc),
-                                          "NO_COLOR": "1"})
+                                          "NO_COLOR": "1", "PULUMI_HOME": str(self.home)})
+        # the CLI's automatic debug log is off: a plain file where it would write its folder
+        assert proc.returncode != 0 or (self.home / "logs").is_file()
         calls = [c.splitlines() for c in self.log.read_text().split("\n\n") if c.strip()]
         return proc, calls
 
