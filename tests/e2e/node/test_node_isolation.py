@@ -2,7 +2,8 @@
 lease A finds every key it can (its environment, every process's command line, the key file)
 and uses them against lease B's Triton through B's Service; B's model stays loaded. The key it
 found does work on its own Triton (what docs/security.md names as inherent), so the test proves
-it held a real key, and that the key is worthless elsewhere."""
+it held a real key, and that the key is worthless elsewhere. It also finds no Kubernetes API token
+(the agent's, for its ConfigMap watch, is projected into the agent container only)."""
 
 from __future__ import annotations
 
@@ -52,6 +53,20 @@ def keys():
     return found
 
 
+def tokens():
+    """Kubernetes API tokens this container can read: the default service-account mount, the
+    agent's projected one, and any JWT in the environment (1 if any, else 0)."""
+    paths = ["/var/run/secrets/kubernetes.io/serviceaccount/token", "/var/run/secrets/tms/kube-api/token"]
+    for path in paths:
+        try:
+            with open(path) as fh:
+                if fh.read().strip():
+                    return 1
+        except OSError:
+            pass
+    return int(any(v.startswith("eyJ") for v in os.environ.values()))
+
+
 def post(url, key):
     req = urllib.request.Request(url, data=b"{{}}", method="POST", headers={{HEADER: key}})
     try:
@@ -68,7 +83,7 @@ class TritonPythonModel:
         works_here = any(post("http://localhost:8000/v2/repository/index", k) == 200 for k in found)
         statuses = [post(VICTIM + "/v2/repository/models/addone/unload", k) for k in sorted(found)]
         victim = 200 if 200 in statuses else max(statuses)
-        code = 1000.0 * works_here + victim
+        code = 10000.0 * tokens() + 1000.0 * works_here + victim
         out = pb_utils.Tensor("OUTPUT0", np.array([code], dtype=np.float32))
         return [pb_utils.InferenceResponse(output_tensors=[out]) for _ in requests]
 '''
@@ -114,7 +129,10 @@ def test_a_model_in_one_lease_cannot_unload_another_leases_model(stack: NodeStac
     stack.apply()
     stack.wait_ready("intruder", 150)
     code = int(stack.infer("intruder", "thief", 0.0, timeout_s=60))
-    works_here, victim_status = divmod(code, 1000)
+    has_token, rest = divmod(code, 10000)
+    works_here, victim_status = divmod(rest, 1000)
+    # the agent's API token (its ConfigMap watch) is mounted in the agent container only
+    assert has_token == 0, "a model in the Triton container found a Kubernetes API token"
     assert works_here == 1, f"the model found no key that works on its own Triton ({code}): the test proves nothing"
     assert victim_status != 200, "lease intruder's model unloaded lease victim's model with a key it found"
     # refused by the key check itself (not unreachable, not a wrong URL)
