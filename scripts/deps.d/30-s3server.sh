@@ -20,7 +20,16 @@ if ! go_ok; then
   case "$(uname -m)" in x86_64) arch=amd64 ;; aarch64|arm64) arch=arm64 ;; *) arch="$(uname -m)" ;; esac
   goroot="$cache/go-$gov"
   if [ ! -x "$goroot/bin/go" ]; then
-    url="${GOPROXY_BASE:-https://proxy.golang.org}/golang.org/toolchain/@v/v0.0.1-go$gov.linux-$arch.zip"
+    # The proxy's address from Go's own settings ($GOPROXY, else an older go command's `go env GOPROXY`):
+    # its first entry that is a URL.
+    proxies="${GOPROXY:-}"
+    if [ -z "$proxies" ] && command -v go >/dev/null 2>&1; then proxies="$(go env GOPROXY 2>/dev/null || true)"; fi
+    base="$(printf '%s\n' "$proxies" | tr ',|' '\n\n' | grep -E '^https?://' | head -1 || true)"
+    if [ -z "$base" ]; then
+      echo "error: no Go >= 1.21 here and no Go module proxy configured: install Go >= 1.21 or set GOPROXY" >&2
+      exit 2
+    fi
+    url="${base%/}/golang.org/toolchain/@v/v0.0.1-go$gov.linux-$arch.zip"
     echo "no Go >= 1.21 here: fetching the Go $gov toolchain from the Go module proxy ($url)..."
     tmp="$(mktemp -d)"
     trap 'rm -rf "$tmp"' EXIT
