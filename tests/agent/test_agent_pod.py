@@ -11,7 +11,7 @@ import stat
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from tests.support.triton import (
     triton_home,
     write_python_model,
 )
+from tests.support.wait import wait_until
 from tms_stack.agent.runner import Agent, AgentConfig
 from tms_stack.cli.agent import write_key
 from tms_stack.desired import DesiredDocument, DesiredLease, DesiredModel, VolumeSource
@@ -33,15 +34,6 @@ from tms_stack.render.access import REPO_KEY_FILE, TRITON_WRAPPER, triton_comman
 
 KEY = "agent-pod-test-key"
 EXPIRES = datetime(2027, 1, 1, tzinfo=UTC)
-
-
-def wait_until(cond: Callable[[], bool], timeout: float = 90, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @pytest.fixture(scope="module")

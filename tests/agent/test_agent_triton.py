@@ -21,21 +21,13 @@ import requests
 from tests.conftest import ROOT
 from tests.support.s3server import ACCESS_KEY, SECRET_KEY, S3Server, start_s3
 from tests.support.triton import Triton, free_port, write_ensemble, write_python_model
+from tests.support.wait import wait_until
 from tests.support.zipserver import TOKEN, serve_dir
 from tms_stack.agent.runner import Agent, AgentConfig
 from tms_stack.desired import DesiredDocument, DesiredLease, DesiredModel, HttpsSource, S3Source, VolumeSource
 
 KEY = "agent-test-key"
 EXPIRES = datetime(2027, 1, 1, tzinfo=UTC)
-
-
-def wait_until(cond: Callable[[], bool], timeout: float = 90, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def zip_model(src: Path, dest: Path, nested: bool) -> Path:
