@@ -11,7 +11,10 @@ Per N, in one namespace and one stack: preview (empty stack), up (create all), a
 preview, then for each mode one lease's models are edited (a ConfigMap change, what most lease
 edits are) and deployed:
   full      `pulumi up` of the whole stack (what deploy.yml ran before issue 12)
-  targeted  `pulumi up --target <urn>...` of the groups `tms plan --targets` names
+  targeted  `pulumi up --target <urn>...` of the groups `tms plan --targets` names; the program
+            registers only the targeted groups (tms_stack/urns.py)
+  targeted-all  the same command with TMS_REGISTER_ALL=1: the program registers every group, as it
+            did before it learnt to narrow (the "before" of that change, measured side by side)
 "seen" is when the edited ConfigMap holds the new model on the API server (polled every 0.25 s),
 counted from the start of the command. Runs are sequential; `uptime` is printed with each line.
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -268,6 +272,42 @@ def program_alone(repo: Path) -> dict[str, Any]:
             "register_s": round(t2 - t1, 1), "register_cpu_s": round(c2 - c1, 1), "load": load()}
 
 
+def _rename(urn: str, group: str, new: str) -> str:
+    head, sep, name = urn.rpartition("::")
+    if name == group:
+        return f"{head}{sep}{new}"
+    if name.startswith(group + ":"):
+        return f"{head}{sep}{new}{name[len(group):]}"
+    return urn
+
+
+def scale_state(doc: dict[str, Any], factor: int, keep: set[str]) -> dict[str, Any]:
+    """The exported state with every Lease and Pool group except `keep` copied `factor - 1` more
+    times under new group names (`<group>-c<k>`): a state the size of a fleet `factor` times bigger,
+    for measuring what a targeted up costs the engine at that size. The copies' objects do not exist
+    on the API server; a targeted up never asks about a group it does not target."""
+    from tms_stack.urns import group_of
+
+    resources = doc["deployment"]["resources"]
+    copies: list[dict[str, Any]] = []
+    for k in range(2, factor + 1):
+        for res in resources:
+            ref = group_of(res["urn"], STACK, "tms-stack")
+            if ref is None or ref.kind not in ("Lease", "Pool") or ref.key in keep:
+                continue
+            new = f"{ref.name}-c{k}"
+            copy = json.loads(json.dumps(res))
+            copy["urn"] = _rename(copy["urn"], ref.name, new)
+            if copy.get("parent"):
+                copy["parent"] = _rename(copy["parent"], ref.name, new)
+            copy["dependencies"] = [_rename(u, ref.name, new) for u in copy.get("dependencies") or []]
+            copy["propertyDependencies"] = {key: [_rename(u, ref.name, new) for u in urns]
+                                            for key, urns in (copy.get("propertyDependencies") or {}).items()}
+            copies.append(copy)
+    doc["deployment"]["resources"] = resources + copies
+    return doc
+
+
 def edit_one_lease(repo: Path, name: str, model: str) -> None:
     """Add a model to a lease: its desired-models ConfigMap changes, nothing else of it."""
     f = repo / "leases" / f"{name}.yaml"
@@ -291,7 +331,8 @@ def configmap_has(kube: Kube, namespace: str, lease: str, text: str) -> Callable
 
 def bench_size(n: int, modes: list[str], parallel: int | None, tmp: Path, kube: Kube, env: dict[str, str],
                report: Callable[[str, dict[str, Any]], None], fast_create: int | None = None,
-               empty_preview: bool = True, profile: Path | None = None, final_preview: bool = True) -> None:
+               empty_preview: bool = True, profile: Path | None = None, final_preview: bool = True,
+               state_factor: int = 1) -> None:
     namespace = f"bench-{n}"
     kube.ensure_namespace(namespace)
     repo = prepare_repo(tmp / f"repo-{n}", n, namespace)
@@ -302,14 +343,15 @@ def bench_size(n: int, modes: list[str], parallel: int | None, tmp: Path, kube: 
     env = {**env, "PULUMI_BACKEND_URL": f"file://{state}"}
     par = [f"--parallel={parallel}"] if parallel else []
 
-    def pulumi(*args: str, seen: Callable[[], bool] | None = None, label: str = "") -> Run:
-        run_env, prof = env, []
+    def pulumi(*args: str, seen: Callable[[], bool] | None = None, label: str = "",
+               extra_env: dict[str, str] | None = None) -> Run:
+        run_env, prof = {**env, **(extra_env or {})}, []
         if profile and label:
             # the engine's own Go profiles (`--profiling`: <prefix>.<pid>.cpu/.mem/.trace) and a
             # cProfile of the program (SITECUSTOMIZE, written when the interpreter exits)
             prefix = profile / f"{n}-{label}"
             prof = [f"--profiling={prefix}"]
-            run_env = {**env, "TMS_BENCH_PYPROFILE": str(prefix)}
+            run_env = {**run_env, "TMS_BENCH_PYPROFILE": str(prefix)}
         return Run(["pulumi", *args, *prof, "--non-interactive"], repo, run_env, seen)()
 
     alone = subprocess.run([sys.executable, __file__, "--program-only", str(repo)], capture_output=True, text=True,
@@ -335,7 +377,8 @@ def bench_size(n: int, modes: list[str], parallel: int | None, tmp: Path, kube: 
         model = f"extra_{mode}"
         edit_one_lease(repo, lease, model)
         extra: list[str] = []
-        if mode == "targeted":
+        mode_env = {"TMS_REGISTER_ALL": "1"} if mode == "targeted-all" else {}
+        if mode.startswith("targeted"):
             start = time.monotonic()
             urns = targets(repo)
             report(f"{n} tms plan --targets", {"seconds": round(time.monotonic() - start, 1), "targets": urns,
@@ -343,16 +386,36 @@ def bench_size(n: int, modes: list[str], parallel: int | None, tmp: Path, kube: 
             extra = [f"--target={u}" for u in urns]
         seen = configmap_has(kube, namespace, lease, model)
         report(f"{n} one lease changed, up ({mode})",
-               pulumi("up", "--yes", "--skip-preview", *par, *extra, seen=seen, label=f"up-{mode}").row())
+               pulumi("up", "--yes", "--skip-preview", *par, *extra, seen=seen, label=f"up-{mode}",
+                      extra_env=mode_env).row())
         subprocess.run(["git", "commit", "-qam", f"edit {lease}"], cwd=repo, check=True)
     if final_preview:
         report(f"{n} preview (no change, after the edits)", pulumi("preview", "--expect-no-changes", *par).row())
+    if state_factor > 1:
+        # The engine's side of a targeted up at `state_factor` times the fleet: the same program and
+        # repository, a state with every other group copied (scale_state).
+        lease = f"lease-{(n // 6 * 3 + 3 * len(modes)) % n:05d}"
+        exported, scaled = tmp / f"state-{n}.json", tmp / f"state-{n}-x{state_factor}.json"
+        report(f"{n} stack export", pulumi("stack", "export", "--file", str(exported)).row())
+        doc = scale_state(json.loads(exported.read_text()), state_factor, {f"Lease/{lease}"})
+        scaled.write_text(json.dumps(doc))
+        count = len(doc["deployment"]["resources"])
+        report(f"{n} stack import of the state x{state_factor}",
+               {**pulumi("stack", "import", "--file", str(scaled)).row(), "resources": count,
+                "state_mib": round(scaled.stat().st_size / 2**20)})
+        model = "extra_scaled"
+        edit_one_lease(repo, lease, model)
+        urns = targets(repo)
+        report(f"{n} one lease changed, state x{state_factor} ({count} resources), up (targeted)",
+               pulumi("up", "--yes", "--skip-preview", *par, *[f"--target={u}" for u in urns],
+                      seen=configmap_has(kube, namespace, lease, model), label="up-scaled").row())
+        subprocess.run(["git", "commit", "-qam", f"edit {lease}"], cwd=repo, check=True)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--leases", type=int, nargs="+", default=[10, 100, 1000])
-    ap.add_argument("--modes", nargs="+", default=["full", "targeted"], choices=["full", "targeted"])
+    ap.add_argument("--modes", nargs="+", default=["full", "targeted"], choices=["full", "targeted", "targeted-all"])
     ap.add_argument("--parallel", type=int, default=None, help="pulumi --parallel (default: the CLI's own, 8)")
     ap.add_argument("--fast-create", type=int, metavar="P", default=None,
                     help="create the stack with PULUMI_SKIP_CHECKPOINTS=true and --parallel=P (setup only)")
@@ -367,6 +430,12 @@ def main() -> None:
                          "profiles (pulumi --profiling) and a cProfile of the Python program, into DIR")
     ap.add_argument("--json", type=Path, help="append one JSON line per measurement here")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (repos, state, logs)")
+    ap.add_argument("--scale-state", type=int, metavar="K", default=1,
+                    help="after the runs of the last size, copy its state K times over (a fleet K times "
+                         "bigger as far as the engine's state goes) and time one targeted up in it")
+    ap.add_argument("--hold", action="store_true",
+                    help="after the measurements keep the control plane running and print the environment "
+                         "for running pulumi by hand in the last stack; stop with Ctrl-C")
     ap.add_argument("--program-only", type=Path, metavar="REPO", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.program_only:
@@ -420,7 +489,15 @@ def main() -> None:
         print(f"control plane up; load {load()}; work dir {tmp}", flush=True)
         for n in args.leases:
             bench_size(n, args.modes, args.parallel, tmp, kube, env, report, args.fast_create,
-                       not args.no_empty_preview, profile, not args.no_final_preview)
+                       not args.no_empty_preview, profile, not args.no_final_preview,
+                       args.scale_state if n == args.leases[-1] else 1)
+        if args.hold:
+            n = args.leases[-1]
+            held = {**env, "PULUMI_BACKEND_URL": f"file://{tmp / f'state-{n}'}"}
+            (tmp / "env.sh").write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in sorted(held.items())))
+            print(f"holding: the stack of {n} leases is in {tmp / f'repo-{n}'}; `. {tmp / 'env.sh'}` there "
+                  "to run pulumi by hand; Ctrl-C to stop", flush=True)
+            threading.Event().wait()
     finally:
         try:
             cp.stop()

@@ -2,10 +2,17 @@
 pool, the alias names and the stack's monitoring, so `pulumi preview` reads as a tree.
 
 Thin on purpose: every object comes from the same rendering core as `tms render`.
-Resource names are `<group>:<Kind>:<name>`, stable across edits of other leases."""
+Resource names are `<group>:<Kind>:<name>`, stable across edits of other leases.
+
+Under `pulumi up|preview --target URN...` (what deploy.yml runs with the URNs of `tms plan
+--targets`) the program registers only the groups those URNs belong to: registering costs ~3 ms of
+Python and engine work per resource whether targeted or not, and the engine keeps every resource
+the program did not register unless it is targeted (tms_stack/urns.py says why that is safe and
+when it falls back to registering everything)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +20,13 @@ import pulumi
 
 from tms_stack.diagnostics import TmsError
 from tms_stack.render import RenderGroup
+from tms_stack.urns import COMPONENT_TYPES, child_name, groups_to_register
 
-COMPONENT_TYPES = {"Lease": "tms:index:Lease", "Pool": "tms:index:Pool", "Names": "tms:index:Names",
-                   "Monitoring": "tms:index:Monitoring"}
+__all__ = ["COMPONENT_TYPES", "Group", "KubeObject", "build", "run", "type_token"]
+
+# Set to 1 to make a targeted `pulumi up` register every group anyway (the behaviour before the
+# program learnt to narrow; for comparing, or if a narrowed run is ever in doubt).
+REGISTER_ALL_ENV = "TMS_REGISTER_ALL"
 
 
 def _provider_version() -> str | None:
@@ -50,13 +61,46 @@ class Group(pulumi.ComponentResource):
         self.objects = {}
         for obj in group.objects:
             # The child name carries the group name: URNs hold the parent's type, not its name.
-            name = f"{group.name}:{obj['kind']}:{obj['metadata']['name']}"
+            name = child_name(group.name, obj["kind"], obj["metadata"]["name"])
             self.objects[name] = KubeObject(name, obj, pulumi.ResourceOptions(parent=self))
         self.register_outputs({"objects": len(group.objects)})
 
 
 def build(groups: list[RenderGroup]) -> dict[str, Group]:
     return {f"{g.kind}/{g.name}": Group(g) for g in groups}
+
+
+def engine_argv(max_depth: int = 8) -> list[str] | None:
+    """The command line of the `pulumi` CLI that runs this program (it starts the language host,
+    which starts us), read from /proc; None where it cannot be found (another OS, a remote
+    language host, an unreadable /proc): then nothing is narrowed."""
+    pid = os.getppid()
+    for _ in range(max_depth):
+        try:
+            argv = [a.decode(errors="replace") for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]]
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        if argv and os.path.basename(argv[0]) in ("pulumi", "pulumi.exe"):
+            return argv
+        # the parent pid is the second field after the command name in parentheses
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+        if pid <= 1:
+            return None
+    return None
+
+
+def narrowed(groups: list[RenderGroup], stack: str, project: str,
+             argv: list[str] | None) -> tuple[list[RenderGroup], str | None]:
+    """The groups to register and, when that is fewer than all, a line saying so for the log."""
+    if argv is None or os.environ.get(REGISTER_ALL_ENV) == "1":
+        return groups, None
+    keys = groups_to_register(argv, stack, project)
+    if keys is None:
+        return groups, None
+    chosen = [g for g in groups if f"{g.kind}/{g.name}" in keys]
+    return chosen, (f"targeted run: registering {len(chosen)} of "
+                    f"{len(groups)} groups (the engine keeps the others as they are)")
 
 
 def run(root: Path | None = None, stack: str | None = None) -> dict[str, Group]:
@@ -71,7 +115,11 @@ def run(root: Path | None = None, stack: str | None = None) -> dict[str, Group]:
         for d in exc.diagnostics:
             pulumi.log.error(f"{d.location()}: {d.message} [{d.rule}]")
         raise pulumi.RunError(str(exc).splitlines()[0] + " (see the errors above; run `tms check`)") from None
-    built = build(groups)
+    chosen, note = narrowed(groups, stack, pulumi.get_project(), engine_argv())
+    if note:
+        pulumi.log.info(note)
+    built = build(chosen)
+    # the exports always name the whole fleet: a targeted run must not shrink them
     pulumi.export("leases", sorted(g.name for g in groups if g.kind == "Lease"))
     pulumi.export("pools", sorted(g.name for g in groups if g.kind == "Pool"))
     return built

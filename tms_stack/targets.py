@@ -2,16 +2,14 @@
 deploys one changed lease in seconds instead of diffing every object of the fleet.
 
 A deploy of the whole stack costs the engine a Check and a Diff per object (about 5 objects per
-lease, bench/RESULTS.md "The engine at fleet scale"); a targeted one registers every resource but
-asks the provider only about the targeted ones. The targets are computed from the same rendering
+lease, bench/RESULTS.md "The engine at fleet scale"); a targeted one asks the provider only about
+the targeted ones, and the program registers only their groups. The targets are computed from the same rendering
 core as `tms render`: every object whose rendered form differs between the base and the work
 tree (created, changed or deleted), plus the ComponentResource of its group (a new group's
 children need their parent created; an emptied group's component must go too).
 
-URNs follow tms_stack/program.py: the component `tms:index:<Kind>` named after the group, its
-children typed `tms:index:<Kind>$kubernetes:<group>/<version>:<Kind>` and named
-`<group>:<Kind>:<name>`. When the base cannot be rendered (it fails `tms check`, lacks the stack
-file) or more than ``MAX_GROUPS`` groups changed, the answer is the whole stack (a `**` glob),
+URNs follow tms_stack/urns.py (the program's naming). When the base cannot be rendered (it fails
+`tms check`, lacks the stack file) or more than ``MAX_GROUPS`` groups changed, the answer is the whole stack (a `**` glob),
 never a guess.
 """
 
@@ -26,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tms_stack.diagnostics import TmsError
+from tms_stack.urns import child_urn, component_urn, stack_prefix
 from tms_stack.yamlio import parse_file
 
 # Above this many changed groups a targeted deploy saves little and the command line grows long.
@@ -64,26 +63,22 @@ def _stack_name(root: Path, stack: str | None) -> str:
 
 def _urns(root: Path, stack: str, project: str, now: datetime | None) -> dict[str, tuple[str, str, str, str]]:
     """object key -> (component URN, object URN, hash of the rendered object, "Kind/group")."""
-    from tms_stack.program import COMPONENT_TYPES, type_token
+    from tms_stack.program import type_token
     from tms_stack.render import object_key
     from tms_stack.render.pipeline import render_root
 
-    prefix = f"urn:pulumi:{stack}::{project}::"
     out: dict[str, tuple[str, str, str, str]] = {}
     for g in render_root(root, stack, now):
-        # children of the root Stack resource: the engine leaves its type out of the chain
-        # (sdk/go/common/resource/urn/urn.go, New: `parentType != tokens.RootStackType`)
-        ctype = COMPONENT_TYPES[g.kind]
-        component = f"{prefix}{ctype}::{g.name}"
+        component = component_urn(stack, project, g.kind, g.name)
         for obj in g.objects:
-            child = f"{prefix}{ctype}${type_token(obj)}::{g.name}:{obj['kind']}:{obj['metadata']['name']}"
+            child = child_urn(stack, project, g.kind, g.name, type_token(obj), obj["kind"], obj["metadata"]["name"])
             digest = hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
             out[object_key(obj)] = (component, child, digest, f"{g.kind}/{g.name}")
     return out
 
 
 def _whole(stack: str, project: str, reason: str) -> Targets:
-    return Targets(urns=[f"urn:pulumi:{stack}::{project}::**"], whole_stack=True, reason=reason)
+    return Targets(urns=[f"{stack_prefix(stack, project)}**"], whole_stack=True, reason=reason)
 
 
 def compute_targets(root: Path, base: str, stack: str | None = None, now: datetime | None = None) -> Targets:

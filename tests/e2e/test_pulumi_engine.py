@@ -8,6 +8,7 @@ and what changes between two renders is exactly what `pulumi up` must change.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,12 @@ def _changes(preview: dict) -> dict[str, list[str]]:
         urn = step.get("urn", "")
         out.setdefault(op, []).append("::".join(urn.split("::")[-2:]))
     return out
+
+
+def _state_urns(pulumi: Pulumi) -> dict[str, Any]:
+    """URN -> the resource's state (inputs and outputs) from `pulumi stack export`."""
+    deployment = json.loads(pulumi.run("stack", "export").stdout)["deployment"]
+    return {r["urn"]: {k: r.get(k) for k in ("inputs", "outputs", "parent")} for r in deployment.get("resources", [])}
 
 
 def _edit_yaml(path: Path, edit) -> None:  # type: ignore[no-untyped-def]
@@ -211,7 +218,29 @@ def test_a_targeted_up_of_tms_plan_targets_leaves_nothing_for_a_full_up(
     assert urns and not any(u.endswith("**") for u in urns), urns
     assert not [u for u in urns if "::fraud-detector" in u], "an untouched lease was targeted"
 
-    pulumi.up(*[f"--target={u}" for u in urns])
+    state_before = _state_urns(pulumi)
+    untouched = {u for u in state_before if "::fraud-detector" in u}
+    assert untouched, state_before
+    out = pulumi.run("up", "--yes", "--skip-preview", "--json", *[f"--target={u}" for u in urns]).stdout
+    events = [json.loads(line) for line in out.splitlines() if line.strip()]
+    # the program registered only the targeted groups (tms_stack/urns.py): it says so, and the
+    # engine saw no step for any other group (ranker's group is gone from the render: its
+    # targeted URNs are what the engine deletes)
+    said = [e["diagnosticEvent"]["message"] for e in events if "diagnosticEvent" in e]
+    registered = [m for m in said if re.search(r"registering 3 of (\d+) groups", m)]
+    assert registered and int(re.search(r"of (\d+)", registered[0]).group(1)) > 3, said  # type: ignore[union-attr]
+    # the SDK's debug line per registration names no resource of an untouched lease
+    seen = [m for m in said if m.startswith("registering resource:")]
+    assert any("name=speech" in m for m in seen), seen
+    assert not [m for m in seen if "fraud-detector" in m], [m for m in seen if "fraud-detector" in m]
+    # the engine carried those over as they were (a `same` step from the old state, nothing else)
+    ops = {(e["resourcePreEvent"]["metadata"]["urn"], e["resourcePreEvent"]["metadata"]["op"])
+           for e in events if "resourcePreEvent" in e}
+    assert {op for urn, op in ops if urn in untouched} <= {"same"}, ops
+    # ... and the engine kept every resource of the groups it did not see, as it was
+    state_after = _state_urns(pulumi)
+    assert untouched <= set(state_after), sorted(untouched - set(state_after))
+    assert all(state_after[u] == state_before[u] for u in untouched), "an untouched lease's state changed"
     after = repo.render(tmp_path / "after")
     live = assert_server_holds(kube, after)
     gone = [fmt(k) for k in set(before) - set(after) if kube.get(k[0], k[1], k[3], k[2] or None) is not None]
@@ -222,3 +251,45 @@ def test_a_targeted_up_of_tms_plan_targets_leaves_nothing_for_a_full_up(
     assert not replaced, f"recreated by the targeted up although unchanged: {replaced}"
     noop = _changes(pulumi.preview_json())
     assert not noop, f"the targets missed changes a full up would make: {noop}"
+
+
+def test_a_targeted_up_that_only_deletes_registers_nothing_and_still_deletes(
+    example: tuple[ExampleRepo, Pulumi], kube: Kube, tmp_path: Path
+) -> None:
+    """Removing a lease with no alias and no pool changes only its own group: the narrowed program
+    registers no resource at all (not even the Kubernetes provider), and the engine deletes the
+    lease's objects with the provider recorded in the state; everything else stays as it was."""
+    import subprocess
+
+    repo, pulumi = example
+    pulumi.up()
+    before = repo.render(tmp_path / "before")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run(["git", "init", "-q"], cwd=repo.path, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=repo.path, check=True)
+    subprocess.run([*git, "commit", "-qm", "deployed"], cwd=repo.path, check=True)
+    repo.lease_file("image-classifier").unlink()
+    urns = [u for u in repo.tms("plan", "--base", "HEAD", "--stack", STACK, "--targets").stdout.splitlines() if u]
+    assert urns and all("image-classifier" in u for u in urns), urns
+    state_before = _state_urns(pulumi)
+
+    out = pulumi.run("up", "--yes", "--skip-preview", "--json", *[f"--target={u}" for u in urns]).stdout
+    said = [json.loads(line)["diagnosticEvent"]["message"] for line in out.splitlines()
+            if line.strip() and "diagnosticEvent" in json.loads(line)]
+    assert any(re.search(r"registering 0 of \d+ groups", m) for m in said), said
+    assert not [m for m in said if m.startswith("registering resource:") and "ty=kubernetes:" in m]
+
+    after = repo.render(tmp_path / "after")
+    assert_server_holds(kube, after)
+    left = [fmt(k) for k in set(before) - set(after) if kube.get(k[0], k[1], k[3], k[2] or None) is not None]
+    assert not left, f"left behind: {left}"
+    state_after = _state_urns(pulumi)
+    assert set(state_after) == set(state_before) - set(urns)
+    # the Stack's exports name the whole fleet, now without the removed lease; nothing else changed
+    stack_urn = next(u for u in state_after if "::pulumi:pulumi:Stack::" in u)
+    assert state_after[stack_urn]["outputs"]["leases"] == sorted(
+        set(state_before[stack_urn]["outputs"]["leases"]) - {"image-classifier"})
+    changed = [u for u in state_after if u != stack_urn and state_after[u] != state_before[u]]
+    assert not changed, changed
+    noop = _changes(pulumi.preview_json())
+    assert not noop, f"a whole-stack preview still wants changes: {noop}"
