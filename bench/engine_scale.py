@@ -286,9 +286,15 @@ def scale_state(doc: dict[str, Any], factor: int, keep: set[str]) -> dict[str, A
     times under new group names (`<group>-c<k>`): a state the size of a fleet `factor` times bigger,
     for measuring what a targeted up costs the engine at that size. The copies' objects do not exist
     on the API server; a targeted up never asks about a group it does not target."""
+    import re
+
     from tms_stack.urns import group_of
 
-    resources = doc["deployment"]["resources"]
+    def is_copy(res: dict[str, Any]) -> bool:   # from an earlier scale_state of the same stack
+        ref = group_of(res["urn"], STACK, "tms-stack")
+        return ref is not None and re.search(r"-c\d+$", ref.name) is not None
+
+    resources = [res for res in doc["deployment"]["resources"] if not is_copy(res)]
     copies: list[dict[str, Any]] = []
     for k in range(2, factor + 1):
         for res in resources:
@@ -392,24 +398,31 @@ def bench_size(n: int, modes: list[str], parallel: int | None, tmp: Path, kube: 
     if final_preview:
         report(f"{n} preview (no change, after the edits)", pulumi("preview", "--expect-no-changes", *par).row())
     if state_factor > 1:
-        # The engine's side of a targeted up at `state_factor` times the fleet: the same program and
-        # repository, a state with every other group copied (scale_state).
         lease = f"lease-{(n // 6 * 3 + 3 * len(modes)) % n:05d}"
-        exported, scaled = tmp / f"state-{n}.json", tmp / f"state-{n}-x{state_factor}.json"
-        report(f"{n} stack export", pulumi("stack", "export", "--file", str(exported)).row())
-        doc = scale_state(json.loads(exported.read_text()), state_factor, {f"Lease/{lease}"})
-        scaled.write_text(json.dumps(doc))
-        count = len(doc["deployment"]["resources"])
-        report(f"{n} stack import of the state x{state_factor}",
-               {**pulumi("stack", "import", "--file", str(scaled)).row(), "resources": count,
-                "state_mib": round(scaled.stat().st_size / 2**20)})
-        model = "extra_scaled"
-        edit_one_lease(repo, lease, model)
-        urns = targets(repo)
-        report(f"{n} one lease changed, state x{state_factor} ({count} resources), up (targeted)",
-               pulumi("up", "--yes", "--skip-preview", *par, *[f"--target={u}" for u in urns],
-                      seen=configmap_has(kube, namespace, lease, model), label="up-scaled").row())
-        subprocess.run(["git", "commit", "-qam", f"edit {lease}"], cwd=repo, check=True)
+        scaled_up(n, state_factor, lease, repo, tmp, kube, namespace, report, pulumi, par)
+
+
+def scaled_up(n: int, factor: int, lease: str, repo: Path, tmp: Path, kube: Kube, namespace: str,
+              report: Callable[[str, dict[str, Any]], None], pulumi: Callable[..., Run], par: list[str]) -> None:
+    """The engine's side of a targeted up at `factor` times the fleet: the same program and
+    repository, a state with every other group copied (scale_state)."""
+    exported, scaled = tmp / f"state-{n}.json", tmp / f"state-{n}-x{factor}.json"
+    report(f"{n} stack export", pulumi("stack", "export", "--file", str(exported)).row())
+    doc = scale_state(json.loads(exported.read_text()), factor, {f"Lease/{lease}"})
+    scaled.write_text(json.dumps(doc))
+    count = len(doc["deployment"]["resources"])
+    del doc
+    report(f"{n} stack import of the state x{factor}",
+           {**pulumi("stack", "import", "--file", str(scaled)).row(), "resources": count,
+            "state_mib": round(scaled.stat().st_size / 2**20)})
+    model = f"extra_x{factor}"
+    edit_one_lease(repo, lease, model)
+    urns = targets(repo)
+    report(f"{n} one lease changed, state x{factor} ({count} resources), up (targeted)",
+           {**pulumi("up", "--yes", "--skip-preview", *par, *[f"--target={u}" for u in urns],
+                     seen=configmap_has(kube, namespace, lease, model), label=f"up-x{factor}").row(),
+            "resources": count})
+    subprocess.run(["git", "commit", "-qam", f"edit {lease}"], cwd=repo, check=True)
 
 
 def main() -> None:
