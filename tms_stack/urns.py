@@ -32,9 +32,11 @@ _NARROWED_COMMANDS = {"up", "update", "preview"}
 # Flags whose presence widens what the engine touches beyond the listed URNs.
 _WIDENING_FLAGS = {"--target-dependents", "--exclude", "--exclude-dependents", "--run-program"}
 _TARGET_FLAGS = {"--target", "-t", "--target-replace"}
+# URNs that are not targets but name resources the engine acts on: their groups are registered too.
+_ALSO_REGISTERED_FLAGS = {"--replace"}
 # pulumi's flags that take a value as the next argument (so that value is not read as a command).
 _VALUE_FLAGS = {"--stack", "-s", "--cwd", "-C", "--config", "-c", "--config-file", "--parallel", "-p",
-                "--message", "-m", "--replace", "--policy-pack", "--policy-pack-config", "--secrets-provider",
+                "--message", "-m", "--policy-pack", "--policy-pack-config", "--secrets-provider",
                 "--exec-kind", "--exec-agent", "--client", "--plan", "--save-plan", "--suppress-progress",
                 "--color", "--tracing", "--verbose", "-v", "--profiling", "--memprofilerate", "--otel-traces",
                 "--attach-debugger", "--import-file"}
@@ -94,9 +96,16 @@ def cli_targets(argv: Sequence[str]) -> list[str] | None:
     """The URNs a `pulumi up|preview --target ...` command line targets; None when the command
     is anything else or carries a flag that widens the targets (or one this reader does not know
     to be harmless would be misread: an argument that is neither a flag nor a command)."""
+    parsed = _parse(argv)
+    return None if parsed is None else parsed[0]
+
+
+def _parse(argv: Sequence[str]) -> tuple[list[str], list[str]] | None:
+    """(targets, other URNs the engine acts on: `--replace`) of a narrowable command line."""
     args = list(argv[1:])
     command: str | None = None
     targets: list[str] = []
+    also: list[str] = []
     i = 0
     while i < len(args):
         arg = args[i]
@@ -105,13 +114,13 @@ def cli_targets(argv: Sequence[str]) -> list[str] | None:
             return None
         if flag in _WIDENING_FLAGS:
             return None
-        if flag in _TARGET_FLAGS:
+        if flag in _TARGET_FLAGS or flag in _ALSO_REGISTERED_FLAGS:
             if not eq:
                 i += 1
                 if i >= len(args):
                     return None
                 value = args[i]
-            targets.append(value)
+            (targets if flag in _TARGET_FLAGS else also).append(value)
         elif flag.startswith("-t") and not flag.startswith("--") and len(flag) > 2:
             targets.append(arg[2:])     # -tURN
         elif flag in _VALUE_FLAGS and not eq:
@@ -123,18 +132,18 @@ def cli_targets(argv: Sequence[str]) -> list[str] | None:
         i += 1
     if command not in _NARROWED_COMMANDS or not targets:
         return None
-    return targets
+    return targets, also
 
 
 def groups_to_register(argv: Sequence[str], stack: str, project: str) -> set[str] | None:
     """Group keys ("Lease/fraud-detector") the program must register for this `pulumi` command
     line, or None for all of them. Any target that is not one of this stack's group URNs (a glob,
     another stack's URN, the provider, the Stack) means all: never narrow on a guess."""
-    targets = cli_targets(argv)
-    if targets is None:
+    parsed = _parse(argv)
+    if parsed is None:
         return None
     keys: set[str] = set()
-    for urn in targets:
+    for urn in parsed[0] + parsed[1]:
         ref = group_of(urn, stack, project)
         if ref is None:
             return None

@@ -15,6 +15,8 @@ from typing import Any
 
 import pulumi
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import NOW
 from tms_stack import program
@@ -88,6 +90,47 @@ def test_a_targeted_up_or_preview_narrows_to_the_targeted_groups(argv: list[str]
 ])
 def test_anything_else_registers_everything(argv: list[str]) -> None:
     assert groups_to_register(argv, STACK, PROJECT) is None
+
+
+def test_a_replaced_resource_s_group_is_registered_too() -> None:
+    argv = ["pulumi", "up", f"--target={LEASE}", "--replace", POOL_CHILD]
+    assert groups_to_register(argv, STACK, PROJECT) == {"Lease/image-classifier", "Pool/shared-t4-pool"}
+    assert groups_to_register(["pulumi", "up", "--replace", POOL_CHILD], STACK, PROJECT) is None
+
+
+_URNS = [LEASE, CHILD, POOL_CHILD, f"{P}tms:index:Lease::other", f"{P}**", f"{P}pulumi:pulumi:Stack::x",
+         f"urn:pulumi:prod::{PROJECT}::tms:index:Lease::image-classifier"]
+_TOKENS = st.one_of(
+    st.sampled_from(["up", "preview", "update", "refresh", "destroy", "--yes", "--skip-preview", "-y", "--diff",
+                     "--stack", "-s", "example", "--parallel", "8", "-C", "/repo", "--target", "-t",
+                     "--target-replace", "--replace", "--exclude", "--target-dependents", "--json", "--",
+                     "--refresh", "true", "--unknown"]),
+    st.sampled_from(_URNS),
+    st.builds(lambda f, u: f"{f}={u}", st.sampled_from(["--target", "--target-replace", "--replace", "--exclude"]),
+              st.sampled_from(_URNS)),
+    st.builds(lambda u: f"-t{u}", st.sampled_from(_URNS)),
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(_TOKENS, max_size=10))
+def test_narrowing_never_leaves_out_a_group_the_command_names(tokens: list[str]) -> None:
+    """Whatever the command line, a narrowed answer holds the group of every URN that appears in
+    it anywhere (as a flag's value or on its own), comes only with a target flag and an up or
+    preview, and never with a flag that widens the targets."""
+    argv = ["pulumi", *tokens]
+    keys = groups_to_register(argv, STACK, PROJECT)
+    if keys is None:
+        return
+    assert any(t.split("=")[0] in ("--target", "-t", "--target-replace") or
+               (t.startswith("-t") and not t.startswith("--")) for t in tokens)
+    assert {"up", "preview", "update"} & set(tokens)
+    assert not {"--exclude", "--target-dependents", "--"} & {t.split("=")[0] for t in tokens}
+    for token in tokens:
+        for urn in (token, token.partition("=")[2], token[2:]):
+            ref = group_of(urn, STACK, PROJECT)
+            if ref is not None:
+                assert ref.key in keys, (argv, urn, keys)
 
 
 def test_cli_targets_keeps_every_form_in_order() -> None:
