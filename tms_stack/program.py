@@ -115,7 +115,8 @@ def run(root: Path | None = None, stack: str | None = None) -> dict[str, Group]:
         for d in exc.diagnostics:
             pulumi.log.error(f"{d.location()}: {d.message} [{d.rule}]")
         raise pulumi.RunError(str(exc).splitlines()[0] + " (see the errors above; run `tms check`)") from None
-    chosen, note = narrowed(groups, stack, pulumi.get_project(), engine_argv())
+    # URNs carry the engine's stack name (the settings may be another stack's in tests)
+    chosen, note = narrowed(groups, pulumi.get_stack(), pulumi.get_project(), engine_argv())
     if note:
         pulumi.log.info(note)
     built = build(chosen)
