@@ -139,6 +139,18 @@ def settings_from_document(doc: Document) -> StackSettings:
             f"{d.location()}: {d.message}" for d in diags), diags) from None
 
 
+def configmaps_mutable(root: Path, stack: str) -> bool:
+    """Whether the stack tells the Kubernetes provider to update ConfigMaps in place
+    (`kubernetes:enableConfigMapMutable: "true"`); without it every lease edit deletes and
+    recreates the lease's desired-models ConfigMap (docs/rendering.md, "Stack settings")."""
+    doc = parse_file(root / f"Pulumi.{stack}.yaml", f"Pulumi.{stack}.yaml")
+    config = doc.data.get("config") if isinstance(doc.data, dict) else None
+    value = config.get("kubernetes:enableConfigMapMutable") if isinstance(config, dict) else None
+    if isinstance(value, dict) and set(value) == {"value"}:
+        value = value["value"]
+    return str(value).lower() == "true"
+
+
 def _prefixed(doc: Document) -> Document:
     """A view of the document where `config.tms-stack:key` reads as top-level `key`."""
     values: dict[tuple[Any, ...], Any] = {}

@@ -34,6 +34,7 @@ _WIDENING_FLAGS = {"--target-dependents", "--exclude", "--exclude-dependents", "
 _TARGET_FLAGS = {"--target", "-t", "--target-replace"}
 # URNs that are not targets but name resources the engine acts on: their groups are registered too.
 _ALSO_REGISTERED_FLAGS = {"--replace"}
+_URN_MARK = "urn:pulumi:"
 # pulumi's flags that take a value as the next argument (so that value is not read as a command).
 _VALUE_FLAGS = {"--stack", "-s", "--cwd", "-C", "--config", "-c", "--config-file", "--parallel", "-p",
                 "--message", "-m", "--policy-pack", "--policy-pack-config", "--secrets-provider",
@@ -123,8 +124,12 @@ def _parse(argv: Sequence[str]) -> tuple[list[str], list[str]] | None:
             (targets if flag in _TARGET_FLAGS else also).append(value)
         elif flag.startswith("-t") and not flag.startswith("--") and len(flag) > 2:
             targets.append(arg[2:])     # -tURN
+        elif _URN_MARK in arg:
+            return None                 # a URN where we do not know what pulumi does with it
         elif flag in _VALUE_FLAGS and not eq:
             i += 1                      # its value follows
+            if i < len(args) and _URN_MARK in args[i]:
+                return None
         elif not arg.startswith("-"):
             if command is not None:
                 return None             # a second positional: not a form we know

@@ -58,6 +58,21 @@ def test_doctor_on_the_example_without_a_cluster(tmp_path: Path) -> None:
     assert "stack Pulumi.example.yaml agentImage" not in checks_of(doctor(repo, "--offline", "-o", "json"))
 
 
+def test_doctor_warns_when_configmaps_would_be_replaced_on_every_edit(tmp_path: Path) -> None:
+    """The example sets kubernetes:enableConfigMapMutable; a stack file without it (or with
+    "false") gets a warning saying what it costs and the line to add (docs/rendering.md)."""
+    repo = copy_example(tmp_path / "fleet")
+    assert "stack Pulumi.example.yaml ConfigMaps" not in checks_of(doctor(repo, "--offline", "-o", "json"))
+    stack = repo / "Pulumi.example.yaml"
+    text = stack.read_text()
+    for edited in (text.replace('kubernetes:enableConfigMapMutable: "true"', 'kubernetes:enableConfigMapMutable: "false"'),
+                   "\n".join(line for line in text.splitlines() if "enableConfigMapMutable" not in line) + "\n"):
+        assert edited != text
+        stack.write_text(edited)
+        warned = checks_of(doctor(repo, "--offline", "-o", "json"))["stack Pulumi.example.yaml ConfigMaps"]
+        assert warned["status"] == "warn" and 'kubernetes:enableConfigMapMutable: "true"' in warned["fix"]
+
+
 def test_doctor_fails_on_a_bad_second_stack_file_and_a_check_finding(tmp_path: Path) -> None:
     repo = copy_example(tmp_path / "fleet")
     (repo / "Pulumi.staging.yaml").write_text("config:\n  tms-stack:namspace: staging\n")

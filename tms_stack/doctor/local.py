@@ -91,7 +91,7 @@ def stack_checks(root: Path, stack: str | None) -> tuple[list[Check], StackSetti
     """Every stack file parses; returns the settings of the stack asked for (or the only one)."""
     from tms_stack.diagnostics import TmsError
     from tms_stack.doctor.cluster import AGENT_IMAGE_FIX, DEFAULT_AGENT_IMAGE
-    from tms_stack.stack import StackSettings, _stacks, load_stack_settings
+    from tms_stack.stack import StackSettings, _stacks, configmaps_mutable, load_stack_settings
 
     names = _stacks(root)
     checks: list[Check] = []
@@ -113,6 +113,11 @@ def stack_checks(root: Path, stack: str | None) -> tuple[list[Check], StackSetti
             checks.append(Check("stack", f"Pulumi.{name}.yaml agentImage", "warn",
                                 f"{DEFAULT_AGENT_IMAGE} (the default) is not published: build and push it",
                                 AGENT_IMAGE_FIX))
+        if not configmaps_mutable(root, name):
+            checks.append(Check("stack", f"Pulumi.{name}.yaml ConfigMaps", "warn",
+                                "ConfigMaps are replaced on every lease edit (deleted, then created): slower "
+                                "deploys, and a moment without the lease's desired models",
+                                f'add `kubernetes:enableConfigMapMutable: "true"` under config: in Pulumi.{name}.yaml'))
         if stack == name or (stack is None and len(names) == 1):
             chosen = settings
     if stack is not None and stack not in names:

@@ -124,10 +124,14 @@ def test_pulumi_up_of_a_lease_file_serves_through_its_service_follows_an_edit_an
     changed = {fmt(k) for k in after if after[k] != rendered.get(k)}
     assert f"ConfigMap {NAMESPACE}/adder" in changed, changed
     template = dep["spec"]["template"]
+    cm_key = ("v1", "ConfigMap", NAMESPACE, "adder")
+    cm_uid = live_objects(kube, rendered)[cm_key]["metadata"]["uid"]
     start = time.monotonic()
     pulumi.up()
     live = assert_server_holds(kube, after)
     assert live[("apps/v1", "Deployment", NAMESPACE, "adder")]["spec"]["template"] == template
+    # the stack sets kubernetes:enableConfigMapMutable: the ConfigMap was updated, never deleted
+    assert live[cm_key]["metadata"]["uid"] == cm_uid, "the ConfigMap was replaced, not updated"
     desired = json.loads(live[("v1", "ConfigMap", NAMESPACE, "adder")]["data"]["desired.json"])
     assert renewed_to > _expires(2)[:10] and renewed_to in json.dumps(desired), "the renewal did not reach the pod"
     assert stack.infer("adder", "addtwo", 1.0, timeout_s=180) == 3.0
