@@ -32,6 +32,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from copy import deepcopy
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -290,19 +291,16 @@ def scale_state(doc: dict[str, Any], factor: int, keep: set[str]) -> dict[str, A
 
     from tms_stack.urns import group_of
 
-    def is_copy(res: dict[str, Any]) -> bool:   # from an earlier scale_state of the same stack
-        ref = group_of(res["urn"], STACK, "tms-stack")
-        return ref is not None and re.search(r"-c\d+$", ref.name) is not None
-
-    resources = [res for res in doc["deployment"]["resources"] if not is_copy(res)]
+    refs = [(res, group_of(res["urn"], STACK, "tms-stack")) for res in doc["deployment"]["resources"]]
+    # copies from an earlier scale_state of the same stack go: the new ones replace them
+    refs = [(res, ref) for res, ref in refs if ref is None or not re.search(r"-c\d+$", ref.name)]
     copies: list[dict[str, Any]] = []
     for k in range(2, factor + 1):
-        for res in resources:
-            ref = group_of(res["urn"], STACK, "tms-stack")
+        for res, ref in refs:
             if ref is None or ref.kind not in ("Lease", "Pool") or ref.key in keep:
                 continue
             new = f"{ref.name}-c{k}"
-            copy = json.loads(json.dumps(res))
+            copy = deepcopy(res)
             copy["urn"] = _rename(copy["urn"], ref.name, new)
             if copy.get("parent"):
                 copy["parent"] = _rename(copy["parent"], ref.name, new)
@@ -310,7 +308,7 @@ def scale_state(doc: dict[str, Any], factor: int, keep: set[str]) -> dict[str, A
             copy["propertyDependencies"] = {key: [_rename(u, ref.name, new) for u in urns]
                                             for key, urns in (copy.get("propertyDependencies") or {}).items()}
             copies.append(copy)
-    doc["deployment"]["resources"] = resources + copies
+    doc["deployment"]["resources"] = [res for res, _ in refs] + copies
     return doc
 
 

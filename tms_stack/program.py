@@ -67,7 +67,7 @@ class Group(pulumi.ComponentResource):
 
 
 def build(groups: list[RenderGroup]) -> dict[str, Group]:
-    return {f"{g.kind}/{g.name}": Group(g) for g in groups}
+    return {g.key: Group(g) for g in groups}
 
 
 def engine_argv(max_depth: int = 8) -> list[str] | None:
@@ -98,7 +98,7 @@ def narrowed(groups: list[RenderGroup], stack: str, project: str,
     keys = groups_to_register(argv, stack, project)
     if keys is None:
         return groups, None
-    chosen = [g for g in groups if f"{g.kind}/{g.name}" in keys]
+    chosen = [g for g in groups if g.key in keys]
     return chosen, (f"targeted run: registering {len(chosen)} of "
                     f"{len(groups)} groups (the engine keeps the others as they are)")
 

@@ -123,9 +123,8 @@ def settings_from_document(doc: Document) -> StackSettings:
     config = (doc.data or {}).get("config") or {} if isinstance(doc.data, dict) else {}
     if not isinstance(config, dict):
         raise TmsError(f"{doc.file}: `config` must be a mapping")
-    ours = {k[len(CONFIG_PREFIX):]: v for k, v in config.items() if isinstance(k, str) and k.startswith(CONFIG_PREFIX)}
-    # Pulumi may store structured values under `value:`; accept both shapes.
-    ours = {k: (v["value"] if isinstance(v, dict) and set(v) == {"value"} else v) for k, v in ours.items()}
+    ours = {k[len(CONFIG_PREFIX):]: _plain(v) for k, v in config.items()
+            if isinstance(k, str) and k.startswith(CONFIG_PREFIX)}
     try:
         return StackSettings.model_validate(ours)
     except ValidationError as exc:
@@ -139,16 +138,18 @@ def settings_from_document(doc: Document) -> StackSettings:
             f"{d.location()}: {d.message}" for d in diags), diags) from None
 
 
-def configmaps_mutable(root: Path, stack: str) -> bool:
-    """Whether the stack tells the Kubernetes provider to update ConfigMaps in place
+def _plain(value: Any) -> Any:
+    """Pulumi may store a config value under `value:`; accept both shapes."""
+    return value["value"] if isinstance(value, dict) and set(value) == {"value"} else value
+
+
+def configmaps_mutable(doc: Document) -> bool:
+    """Whether the stack file tells the Kubernetes provider to update ConfigMaps in place
     (`kubernetes:enableConfigMapMutable: "true"`); without it every lease edit deletes and
     recreates the lease's desired-models ConfigMap (docs/rendering.md, "Stack settings")."""
-    doc = parse_file(root / f"Pulumi.{stack}.yaml", f"Pulumi.{stack}.yaml")
     config = doc.data.get("config") if isinstance(doc.data, dict) else None
     value = config.get("kubernetes:enableConfigMapMutable") if isinstance(config, dict) else None
-    if isinstance(value, dict) and set(value) == {"value"}:
-        value = value["value"]
-    return str(value).lower() == "true"
+    return str(_plain(value)).lower() == "true"
 
 
 def _prefixed(doc: Document) -> Document:

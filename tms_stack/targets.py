@@ -3,14 +3,14 @@ deploys one changed lease in seconds instead of diffing every object of the flee
 
 A deploy of the whole stack costs the engine a Check and a Diff per object (about 5 objects per
 lease, bench/RESULTS.md "The engine at fleet scale"); a targeted one asks the provider only about
-the targeted ones, and the program registers only their groups. The targets are computed from the same rendering
-core as `tms render`: every object whose rendered form differs between the base and the work
-tree (created, changed or deleted), plus the ComponentResource of its group (a new group's
-children need their parent created; an emptied group's component must go too).
+the targeted ones, and the program registers only their groups. The targets are computed from
+the same rendering core as `tms render`: every object whose rendered form differs between the
+base and the work tree (created, changed or deleted), plus the ComponentResource of its group (a
+new group's children need their parent created; an emptied group's component must go too).
 
 URNs follow tms_stack/urns.py (the program's naming). When the base cannot be rendered (it fails
-`tms check`, lacks the stack file) or more than ``MAX_GROUPS`` groups changed, the answer is the whole stack (a `**` glob),
-never a guess.
+`tms check`, lacks the stack file) or more than ``MAX_GROUPS`` groups changed, the answer is the
+whole stack (a `**` glob), never a guess.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def _urns(root: Path, stack: str, project: str, now: datetime | None) -> dict[st
         for obj in g.objects:
             child = child_urn(stack, project, g.kind, g.name, type_token(obj), obj["kind"], obj["metadata"]["name"])
             digest = hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
-            out[object_key(obj)] = (component, child, digest, f"{g.kind}/{g.name}")
+            out[object_key(obj)] = (component, child, digest, g.key)
     return out
 
 

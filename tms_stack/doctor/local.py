@@ -91,7 +91,8 @@ def stack_checks(root: Path, stack: str | None) -> tuple[list[Check], StackSetti
     """Every stack file parses; returns the settings of the stack asked for (or the only one)."""
     from tms_stack.diagnostics import TmsError
     from tms_stack.doctor.cluster import AGENT_IMAGE_FIX, DEFAULT_AGENT_IMAGE
-    from tms_stack.stack import StackSettings, _stacks, configmaps_mutable, load_stack_settings
+    from tms_stack.stack import StackSettings, _stacks, configmaps_mutable, settings_from_document
+    from tms_stack.yamlio import parse_file
 
     names = _stacks(root)
     checks: list[Check] = []
@@ -101,7 +102,8 @@ def stack_checks(root: Path, stack: str | None) -> tuple[list[Check], StackSetti
     chosen: StackSettings | None = None
     for name in names:
         try:
-            settings = load_stack_settings(root, name)
+            doc = parse_file(root / f"Pulumi.{name}.yaml", f"Pulumi.{name}.yaml")
+            settings = settings_from_document(doc)
         except TmsError as exc:
             detail = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
             checks.append(Check("stack", f"Pulumi.{name}.yaml", "fail", detail,
@@ -113,7 +115,7 @@ def stack_checks(root: Path, stack: str | None) -> tuple[list[Check], StackSetti
             checks.append(Check("stack", f"Pulumi.{name}.yaml agentImage", "warn",
                                 f"{DEFAULT_AGENT_IMAGE} (the default) is not published: build and push it",
                                 AGENT_IMAGE_FIX))
-        if not configmaps_mutable(root, name):
+        if not configmaps_mutable(doc):
             checks.append(Check("stack", f"Pulumi.{name}.yaml ConfigMaps", "warn",
                                 "ConfigMaps are replaced on every lease edit (deleted, then created): slower "
                                 "deploys, and a moment without the lease's desired models",

@@ -31,6 +31,12 @@ class RenderGroup:
     name: str
     objects: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def key(self) -> str:
+        """"Lease/fraud-detector": how the program, `tms plan --targets` and tms_stack/urns.py
+        name a group."""
+        return f"{self.kind}/{self.name}"
+
 
 def object_key(obj: dict[str, Any]) -> str:
     """`Kind/namespace/name`: unique per stack, used for file names and stable resource names."""
