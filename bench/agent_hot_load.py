@@ -25,7 +25,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from tests.support.triton import Triton, free_port, write_python_model  # noqa: E402
-from tms_stack.desired import DesiredDocument, DesiredLease, DesiredModel, VolumeSource  # noqa: E402
+from tms_stack.models.desired import DesiredDocument, DesiredLease, DesiredModel, VolumeSource  # noqa: E402
 
 KEY = "bench-key"
 

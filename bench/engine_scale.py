@@ -12,7 +12,7 @@ preview, then for each mode one lease's models are edited (a ConfigMap change, w
 edits are) and deployed:
   full      `pulumi up` of the whole stack (what deploy.yml ran before issue 12)
   targeted  `pulumi up --target <urn>...` of the groups `tms plan --targets` names; the program
-            registers only the targeted groups (tms_stack/urns.py)
+            registers only the targeted groups (tms_stack/render/urns.py)
   targeted-all  the same command with TMS_REGISTER_ALL=1: the program registers every group, as it
             did before it learnt to narrow (the "before" of that change, measured side by side)
 "seen" is when the edited ConfigMap holds the new model on the API server (polled every 0.25 s),
@@ -246,8 +246,8 @@ def program_alone(repo: Path) -> dict[str, Any]:
     does for the engine; the mock answers at once). Run in a fresh interpreter (`--program-only`)."""
     import pulumi
 
-    from tms_stack import program
-    from tms_stack.render.pipeline import render_root
+    from tms_stack.commands.render import render_root
+    from tms_stack.deploy import program
 
     class Mocks(pulumi.runtime.Mocks):
         def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
@@ -289,7 +289,7 @@ def scale_state(doc: dict[str, Any], factor: int, keep: set[str]) -> dict[str, A
     on the API server; a targeted up never asks about a group it does not target."""
     import re
 
-    from tms_stack.urns import group_of
+    from tms_stack.render.urns import group_of
 
     refs = [(res, group_of(res["urn"], STACK, "tms-stack")) for res in doc["deployment"]["resources"]]
     # copies from an earlier scale_state of the same stack go: the new ones replace them

@@ -4,7 +4,7 @@ For 1,000 and 10,000 leases with quotas 1..instanceQuota (seeded RNG):
 - instances used / lower bound ceil(sum of quotas / instanceQuota)  (target <= 1.10 fresh);
 - leases moved per single-lease change (add, remove, resize; target 0);
 - time of one placement (target < 2 s for 10,000 leases).
-Usage: .venv/bin/python bench/placement.py
+Usage: .venv/bin/python bench/placement.py [--sizes 1000 10000]
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tms_stack.logic.placement import Demand, PoolShape, place, rebalance  # noqa: E402
 from tms_stack.models.lock import PoolPlacement  # noqa: E402
-from tms_stack.placement import Demand, PoolShape, place, rebalance  # noqa: E402
 
 QUOTA = 8
 CHANGES = 60
@@ -148,10 +148,19 @@ def run_backends(n: int, seed: int = 2) -> None:
           f"max {max(moves)}")
 
 
-if __name__ == "__main__":
-    for size in (1_000, 10_000):
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000], help="lease counts to place")
+    sizes = ap.parse_args(argv).sizes
+    for size in sizes:
         run(size)
-    for size in (1_000, 10_000):
+    for size in sizes:
         run_backends(size)
-    run_churn(1_000)
-    run_churn(10_000)
+    for size in sizes:
+        run_churn(size)
+
+
+if __name__ == "__main__":
+    main()

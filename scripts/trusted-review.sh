@@ -12,7 +12,7 @@
 #   exit-code     check's exit code
 # Exits with check's exit code: 0 clean, 1 violations, 2 unreadable input (docs/cli.md); any other
 # code (with a message on stderr) means this script itself failed. The runs themselves are the
-# base's tms_stack/review.py, which a fleet made by `tms init` (no scripts/, no tool code) runs from
+# base's tms_stack/commands/review.py, which a fleet made by `tms init` (no scripts/, no tool code) runs from
 # the tms-stack its base pins (the derived review.yml).
 #
 # The base's runtime dependencies live in a virtual environment cached under the user cache dir,
@@ -45,6 +45,13 @@ key="$( { "$python" -c 'import sys; print(sys.version)'
           done; true; } | sha256sum | cut -c1-16)"
 venv="$cache/venv-$key"
 
+if [ -f "$venv/.ready" ] && ! "$venv/bin/python" -I -c '' 2>/dev/null; then
+  # A venv's bin/python links to the interpreter that made it, and a runner's tool cache can
+  # remove that one (setup-python upgrading, a self-hosted runner's clean-up): install it again
+  # rather than fail every review with "No such file or directory".
+  echo "==> trusted-review: the cached $venv no longer runs; installing it again" >&2
+  rm -f "$venv/.ready"
+fi
 if [ ! -f "$venv/.ready" ]; then
   # One installer per key; a second review waits instead of racing into the same folder.
   exec 9>"$cache/venv-$key.lock"
@@ -63,6 +70,7 @@ with open(sys.argv[1], "rb") as f:
     touch "$venv.tmp/.ready"
     # python -m venv writes absolute paths into bin/ scripts; we only ever call bin/python, which
     # resolves its prefix from pyvenv.cfg next to it, so the rename is safe.
+    rm -rf "$venv"    # a broken one (above); mv would otherwise move the new venv inside it
     mv "$venv.tmp" "$venv"
   fi
   exec 9>&-
@@ -71,7 +79,7 @@ fi
 scratch="$(mktemp -d "${TMPDIR:-/tmp}/tms-review.XXXXXX")"
 trap 'rm -rf "$scratch"' EXIT
 # The launcher puts the base's checkout first on sys.path and refuses to run if tms_stack came
-# from anywhere else; tms_stack/review.py (the base's) then runs check and plan, each in a fresh
+# from anywhere else; tms_stack/commands/review.py (the base's) then runs check and plan, each in a fresh
 # `python -I` importing from the same folder. cwd is an empty scratch folder, never <pr-dir>.
 launcher='import sys
 base = sys.argv.pop(1)
@@ -79,10 +87,10 @@ sys.path.insert(0, base)
 import tms_stack
 if not tms_stack.__file__.startswith(base + "/"):
     sys.exit("trusted-review: tms_stack was imported from %s, not from the base %s" % (tms_stack.__file__, base))
-from tms_stack.review import main
+from tms_stack.commands.review import main
 sys.exit(main(sys.argv[1:]))'
 set +e
-(cd "$scratch" && "$venv/bin/python" -I -c "$launcher" "$base" "$base" "$pr" "$out")
+(cd "$scratch" && "$venv/bin/python" -I -B -c "$launcher" "$base" "$base" "$pr" "$out")
 rc=$?
 set -e
 exit "$rc"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +30,13 @@ def copy_example(dest: Path) -> Path:
     return dest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_parse_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`tms check`/`tms plan` keep a parse cache in the user's cache folder (docs/review.md): the
+    tests' runs (and the commands they start, which inherit the environment) keep theirs here."""
+    os.environ.setdefault("TMS_CACHE_DIR", str(tmp_path_factory.mktemp("parse-cache")))
+
+
 @pytest.fixture
 def example_repo(tmp_path: Path) -> Path:
     return copy_example(tmp_path / "repo")
@@ -37,3 +45,16 @@ def example_repo(tmp_path: Path) -> Path:
 @pytest.fixture
 def now() -> datetime:
     return NOW
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With pytest-xdist (`make test` runs one process; `-n 2 --dist loadgroup` is for a faster
+    local run), the tests of the real
+    node share one worker: a host holds one node at a time (its bridge, addresses and iptables
+    rules; tests/e2e/node/stack.py's NODE_LOCK), and their package-scoped node is started once
+    there instead of once per worker. Everything else is independent (free ports, tmp paths,
+    private mount namespaces) and spreads over both workers."""
+    node = ROOT / "tests" / "e2e" / "node"
+    for item in items:
+        if node in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.xdist_group("real-node"))

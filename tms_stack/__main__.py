@@ -1,5 +1,5 @@
 """Entry point of the Pulumi program (`Pulumi.yaml`: main: tms_stack/)."""
 
-from tms_stack.program import run
+from tms_stack.deploy.program import run
 
 run()

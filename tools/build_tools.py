@@ -55,6 +55,8 @@ GOBUILD = ROOT / "tools" / "gobuild"
 KUBERNETES_VERSION = "v1.34.4"
 ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.8.0"
+# nektos/act: runs the repository's own workflow files in tests/e2e/workflows/ (host mode, no daemon)
+ACT_VERSION = "v0.2.89"
 # kwok's "fast" stages (kustomize/stage/{node,pod}/fast in the module): nodes become Ready at
 # once, pods bound to them become Running/Ready at once, and deleted pods go away at once.
 KWOK_STAGE_FILES = (
@@ -257,6 +259,16 @@ def kwok_piece() -> GoPiece:
         module_dir=GOBUILD / "kwok",
         binaries={"kwok": "sigs.k8s.io/kwok/cmd/kwok"},
         ldflags="-s -w",
+    )
+
+
+def act_piece() -> GoPiece:
+    return GoPiece(
+        name="act",
+        version=ACT_VERSION,
+        module_dir=GOBUILD / "act",
+        binaries={"act": "github.com/nektos/act"},
+        ldflags=f"-s -w -X main.version={ACT_VERSION.lstrip('v')}",
     )
 
 
@@ -544,7 +556,7 @@ def _build_pulumi_from_proxy(root: Path) -> dict[str, Path]:
 
 # ---------------------------------------------------------------------------------------------
 
-PIECES = ("kube-apiserver", "etcd", "kwok", "crds", "pulumi", "kube-node")
+PIECES = ("kube-apiserver", "etcd", "kwok", "crds", "pulumi", "kube-node", "act")
 
 
 def build(pieces: list[str] | tuple[str, ...] = PIECES, *, keep_going: bool = True) -> dict[str, dict]:
@@ -568,6 +580,8 @@ def build(pieces: list[str] | tuple[str, ...] = PIECES, *, keep_going: bool = Tr
                 d = fetch_crds(root)
                 result[piece] = {"path": str(d), "files": [str(d / f) for f in CRD_FILES]
                                  + [str(fetch_cert_manager_crd(root))]}
+            elif piece == "act":
+                result[piece] = {"path": str(build_go_piece(root, act_piece()) / "act")}
             elif piece == "kube-node":  # kubelet + kube-proxy: tools/build_node.py
                 from build_node import build_node
 

@@ -1,6 +1,6 @@
-"""Regenerate tms_stack/scaffold/derived/ from this repository's workflows, CODEOWNERS and
-.gitattributes (what `tms init` writes into a new fleet). tests/cli/test_init.py fails when they
-drift: run `python tools/derive_scaffold.py` after editing those files."""
+"""Regenerate tms_stack/commands/scaffold/derived/ from this repository's workflows and
+.gitattributes (what `tms init` writes into a new fleet; its CODEOWNERS is generated from its own
+policies instead). tests/cli/test_init.py fails when they drift: run `python tools/derive_scaffold.py` after editing those files."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tms_stack.scaffold import derive_all  # noqa: E402
+from tms_stack.commands.scaffold import derive_all  # noqa: E402
 
 
 def main() -> None:
-    out = ROOT / "tms_stack" / "scaffold" / "derived"
+    out = ROOT / "tms_stack" / "commands" / "scaffold" / "derived"
     for rel, text in derive_all(ROOT).items():
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@ from tests.support.triton import (
 from tests.support.wait import wait_until
 from tms_stack.agent.runner import Agent, AgentConfig
 from tms_stack.cli.agent import write_key
-from tms_stack.desired import DesiredDocument, DesiredLease, DesiredModel, VolumeSource
+from tms_stack.models.desired import DesiredDocument, DesiredLease, DesiredModel, VolumeSource
 from tms_stack.render.access import REPO_KEY_FILE, TRITON_WRAPPER, triton_command
 
 KEY = "agent-pod-test-key"
@@ -140,10 +140,10 @@ def _pool_instance_checks(running: Running, triton: Triton, volume: Path,
     wait_until(lambda: running.agent.ready()[0], what="Ready after the first pass")
     # Ready means the whole first pass is done: the good lease loaded, the bad one failed.
     ok, detail = running.agent.ready()
-    assert ok and "bad" in detail["failed"] and detail["notReady"] == {"bad": ["broken"]}, detail
+    assert ok and "bad" in detail["failed"] and detail["leases"]["bad"] == "load failed", detail
     assert triton.ready("identity")
     metrics = running.agent.metrics.render()
-    assert 'tms_agent_lease_ready{lease="good"} 1' in metrics and 'tms_agent_lease_ready{lease="bad"} 0' in metrics
+    assert 'tms_agent_lease_ready{lease="good",owner="team"} 1' in metrics and 'tms_agent_lease_ready{lease="bad",owner="team"} 0' in metrics
     # A newly added lease that takes 4 s to load never makes the instance unready meanwhile.
     running.write(doc(good, ("bad", [model(volume, "broken")]), ("late", [model(volume, "slow")])))
     samples = []
@@ -244,7 +244,7 @@ def test_the_rendered_key_chain_runs_a_real_triton(tmp_path: Path, volume: Path)
         desired = tmp_path / "desired.json"
         desired.write_text(doc(("a", [model(volume, "addone")])).to_json())
         agent = Agent(AgentConfig(desired, models, url, key, interval=0.1))
-        agent.step()
+        agent.run_once()
         assert agent.ready()[0], agent.ready()[1]
         body = {"inputs": [{"name": "INPUT0", "shape": [1], "datatype": "FP32", "data": [1.0]}]}
         r = requests.post(f"http://{url}/v2/models/addone/infer", json=body, timeout=10)

@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.conftest import NOW, ROOT, copy_example
-from tms_stack.doctor.cluster import references
-from tms_stack.loader import load_repository
-from tms_stack.lockfile import read_lock
+from tms_stack.commands.doctor.cluster import references
 from tms_stack.render import render_repository
-from tms_stack.stack import load_stack_settings
+from tms_stack.repo.loader import load_repository
+from tms_stack.repo.lockfile import read_lock
+from tms_stack.repo.stack import load_stack_settings
 
 DOC = ROOT / "docs" / "admin-setup.md"
 
@@ -52,3 +52,32 @@ def test_the_checklist_covers_what_the_issue_found_missing() -> None:
     for needed in ("kubectl create namespace", "Branch protection", "tms doctor", "agentImage",
                    "pulumi stack init", "PULUMI_STACK"):
         assert needed in text, needed
+
+
+def test_the_alertmanager_example_routes_on_labels_every_alert_carries() -> None:
+    """docs/admin-setup.md's route per owner (issue 25): it parses, routes on `owner` for each team,
+    and every label it matches or groups by is one each alert of the PrometheusRule keeps."""
+    import re
+
+    import yaml
+
+    from tms_stack.render.monitoring import ALERT_RULES
+
+    section = DOC.read_text().split("## 12. Alerts to the owning team", 1)[1]
+    config = yaml.safe_load(section.split("```yaml\n", 1)[1].split("```", 1)[0])
+    receivers = {r["name"] for r in config["receivers"]}
+    kept = {"owner", "lease", "namespace", "alertname", "severity"}
+    for rule in ALERT_RULES:
+        for group in re.findall(r"by \(([^)]*)\)", rule["expr"]):
+            assert {"owner", "lease"} <= {g.strip() for g in group.split(",")}
+
+    def walk(route: dict) -> list[str]:
+        assert route["receiver"] in receivers, route
+        labels = [m.split("=", 1)[0] for m in route.get("matchers", [])]
+        for child in route.get("routes", []):
+            labels += walk(child)
+        return labels
+
+    matched = walk(config["route"])
+    assert matched.count("owner") >= 2 and set(matched) <= kept, matched
+    assert set(config["route"]["group_by"]) <= kept

@@ -145,7 +145,7 @@ def test_the_issues_tracebacks_are_one_line_errors(fleet: Path, args: list[str])
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.stderr, lines
-    word = {"renew": "'30' is not a duration", "create": "gpus=1", "plan": "fatal: not a valid object name: nope"}
+    word = {"renew": "'30' is not a duration", "create": "gpus=1", "plan": "fatal: Not a valid object name nope"}
     assert word[next(w for w in args if w in word)] in lines[0], lines[0]
 
 
@@ -167,3 +167,38 @@ def test_prune_asks_about_the_stacks_namespace(fleet: Path) -> None:
     explicit = tms("prune", "--dry-run", "-o", "json", "--now", at, "--triton-url", template, "--stack", "second",
                    "--namespace", "mine")
     assert "/mine/fraud-detector" in json.loads(explicit.stdout)["unknown"][0]["why"]
+
+
+def test_version_is_a_command_and_an_option() -> None:
+    import tms_stack
+
+    for args in (["version"], ["--version"]):
+        result = tms(*args)
+        assert result.exit_code == 0 and result.stdout == f"tms {tms_stack.__version__}\n", result.stdout
+
+
+def _complete(cwd: Path, line: str) -> list[str]:
+    """What bash completion offers for `line` (the last word being typed), through the real
+    entry point as `tms --install-completion` wires it."""
+    import os
+    import subprocess
+
+    from tests.conftest import ROOT
+
+    words = line.split(" ")
+    env = {**os.environ, "_TMS_COMPLETE": "complete_bash", "COMP_WORDS": line, "COMP_CWORD": str(len(words) - 1)}
+    out = subprocess.run([str(ROOT / ".venv" / "bin" / "tms")], cwd=cwd, env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
+def test_completion_offers_lease_pool_and_stack_names(fleet: Path) -> None:
+    leases = sorted(p.stem for p in (fleet / "leases").glob("*.yaml"))
+    assert _complete(fleet, "tms lease status ") == leases
+    assert _complete(fleet / "leases", "tms lease renew fr") == [n for n in leases if n.startswith("fr")] != []
+    assert _complete(fleet, "tms pool status ") == sorted(
+        p.stem for p in (fleet / "pools").glob("*.yaml") if p.name != "placement.lock.yaml")
+    (fleet / "Pulumi.staging.yaml").write_text((fleet / "Pulumi.example.yaml").read_text())
+    assert _complete(fleet, "tms render --stack ") == ["example", "staging"]
+    assert _complete(fleet, "tms plan --stack st") == ["staging"]

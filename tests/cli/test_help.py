@@ -84,3 +84,37 @@ def check(key: str, line: str, words: list[str]) -> None:
     known = {o for p in cmd.params for o in getattr(p, "opts", [])} | {"--help"}
     used = {w.split("=", 1)[0] for w in rest if w.startswith("-")}
     assert used <= known, (key, line, used - known)
+
+
+# --- issue 26: -h, whole summaries, internal commands hidden, one placeholder style ---------------
+
+def test_dash_h_is_help_everywhere() -> None:
+    for path in [(), ("lease",), ("lease", "create"), ("pool", "status"), ("init",)]:
+        short = CliRunner().invoke(app, [*path, "-h"], terminal_width=80, env={"COLUMNS": "80"})
+        assert short.exit_code == 0, short.stderr
+        assert short.stdout == _help(path)
+
+
+def test_top_level_help_shows_whole_summaries_and_hides_the_pod_commands() -> None:
+    text = _help(())
+    listed = text.split("Commands:", 1)[1]
+    names = re.findall(r"(?m)^  (\S+)", listed)
+    assert "agent" not in names and "agent-key" not in names, names
+    assert {"check", "render", "plan", "prune", "doctor", "init", "version", "lease", "pool"} <= set(names)
+    assert "..." not in listed, listed
+    flat = " ".join(listed.split())
+    for name in names:
+        summary = ROOT.commands[name].get_short_help_str(limit=10_000)
+        assert " ".join(summary.split()) in flat, (name, summary)
+    # Hidden, not gone: the pods run them.
+    assert CliRunner().invoke(app, ["agent-key", "--help"]).exit_code == 0
+
+
+@pytest.mark.parametrize("path", [p for p, _ in LEAVES] + GROUPS, ids=lambda p: " ".join(p) or "tms")
+def test_placeholders_are_one_style(path: tuple[str, ...]) -> None:
+    """NAME for a required argument, [NAME] optional, NAME... repeated, INTEGER/TEXT for option values."""
+    text = _help(path)
+    usage = text.splitlines()[0]
+    assert "{" not in usage and not re.search(r"\[[a-z]", usage), usage
+    assert "INT RANGE" not in text and "FLOAT RANGE" not in text, text
+    assert not re.search(r"(?m)^  [A-Z_]+ TEXT\b", text), text  # an argument's name says what it is

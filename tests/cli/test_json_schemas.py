@@ -31,6 +31,8 @@ RUNS: list[tuple[str, list[str]]] = [
     ("tms plan --targets", ["plan", "--base", "HEAD", "--targets", "--stack", "example", *NOW]),
     ("tms doctor", ["doctor", "--offline", *NOW]),
     ("tms init", ["init", "{tmp}/new-fleet"]),
+    ("tms codeowners", ["codeowners", "--root", "{tmp}/new-fleet"]),
+    ("tms lease migrate", ["lease", "migrate", "--root", "{tmp}/new-fleet"]),
     ("tms lease create", ["lease", "create", "json-lease", "--owner", "team-risk", "-m", M]),
     ("tms lease status", ["lease", "status", "json-lease"]),
     ("tms lease list", ["lease", "list", *NOW]),
@@ -49,6 +51,8 @@ RUNS: list[tuple[str, list[str]]] = [
     ("tms allowlist add", ["allowlist", "add", IMAGE]),
     ("tms allowlist rm", ["allowlist", "rm", IMAGE]),
     ("tms allowlist list", ["allowlist", "list"]),
+    ("tms shard list", ["shard", "list"]),
+    ("tms shard moves", ["shard", "moves", "--base", "HEAD"]),
 ]
 
 
@@ -101,6 +105,11 @@ def test_the_documented_keys_are_the_keys(tmp_path: Path, monkeypatch: pytest.Mo
     rows = documented()
     for command, args in RUNS:
         args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+        if command == "tms lease migrate":  # moves files with git mv: the new fleet, committed
+            fleet = tmp_path / "new-fleet"
+            subprocess.run(["git", "init", "-q", "-b", "main"], cwd=fleet, check=True)
+            subprocess.run(["git", "add", "-A"], cwd=fleet, check=True)
+            subprocess.run([*git, "commit", "-qm", "fleet"], cwd=fleet, check=True)
         result = CliRunner().invoke(app, [*args, "-o", "json"])
         assert result.exit_code == 0, (command, result.stdout, result.stderr)
         data = json.loads(result.stdout)

@@ -134,7 +134,8 @@ def test_readme_fork_emptied_then_one_lease_passes_review(tmp_path: Path) -> Non
     and the README's review block (scripts/trusted-review.sh, as review runs it) passes and posts a
     plan with the one lease added, in the renamed stack's namespace."""
     text = " ".join(README.read_text().split())
-    empty = re.search(r"`(touch leases/\.gitkeep pools/\.gitkeep && git rm leases/\*\.yaml pools/\*\.yaml)`", text)
+    empty = re.search(r"`(touch leases/\.gitkeep pools/\.gitkeep && git add leases/\.gitkeep pools/\.gitkeep "
+                      r"&& git rm -q leases/\*\.yaml pools/\*\.yaml)`", text)
     assert empty, "README no longer says how to delete the example leases and pools"
     assert "renames `Pulumi.example.yaml` to `Pulumi.<stack>.yaml`" in text
     block = lease_block()
@@ -159,11 +160,13 @@ def test_readme_fork_emptied_then_one_lease_passes_review(tmp_path: Path) -> Non
         f"&& git remote add origin {remote}")
     run("git mv Pulumi.example.yaml Pulumi.prod.yaml && sed -i 's/namespace: triton/namespace: ml-serving/' "
         "Pulumi.prod.yaml")
-    run(empty.group(1) + f" && tms check --now {NOW} && git add -A && git commit -qm 'empty template' "
-        "&& git push -q -u origin main")
-    assert not list((repo / "leases").glob("*.yaml")) and not list((repo / "pools").glob("*.yaml"))
-    # Both folders stay in git (the prune job's `git add -A leases pools` needs them).
+    run(empty.group(1) + f" && tms check --now {NOW}")
+    # The recipe itself keeps both folders in git, staged with the deletions (issue 26: the
+    # .gitkeep files were left untracked, and a plain `git commit` dropped the folders).
     assert run("git ls-files leases pools").stdout.split() == ["leases/.gitkeep", "pools/.gitkeep"]
+    run("git commit -qam 'empty template' && git push -q -u origin main")  # -a: the stack file's edit
+    assert run("git status --porcelain").stdout == ""
+    assert not list((repo / "leases").glob("*.yaml")) and not list((repo / "pools").glob("*.yaml"))
     run("\n".join(lines))
     assert run("git status --porcelain").stdout == ""  # the block committed (and pushed) the lease
     run(f"tms check --now {NOW}")
@@ -172,3 +175,98 @@ def test_readme_fork_emptied_then_one_lease_passes_review(tmp_path: Path) -> Non
     assert (tmp_path / "review" / "exit-code").read_text().strip() == "0"
     assert "1 lease(s) added, 0 changed, 0 removed" in plan and f"`{name}`" in plan, plan
     assert f"Deployment/ml-serving/{name}" in plan and "Admin-owned" not in plan, plan
+
+
+# --- claims that can be checked (issue 26) ---------------------------------------------------------
+
+def test_readme_links_resolve() -> None:
+    text = README.read_text()
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
+    assert links
+    missing = [link for link in links if not link.startswith("http") and not (ROOT / link).exists()]
+    assert not missing, missing
+    # Every document under docs/ is reachable from the README.
+    linked = {link for link in links if link.startswith("docs/")}
+    assert {f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md")} - linked <= {
+        "docs/security.md", "docs/check-json.md"} | linked
+
+
+def test_readme_commands_exist_with_their_options() -> None:
+    """The Commands table: every `tms ...` is a command of the tree, with options it has."""
+    import typer
+
+    from tms_stack.cli import app
+
+    root = typer.main.get_command(app)
+    table = README.read_text().split("## Commands", 1)[1].split("\n## ", 1)[0]
+    cells = re.findall(r"(?m)^\| (.+?) \| .+ \|$", table)[2:]  # header and rule
+    checked = 0
+    for cell in cells:
+        for usage in re.findall(r"`(tms [^`]+)`", cell):
+            words = usage.replace("\\|", "|").split()[1:]
+            if any("/" in w for w in words[:3]):
+                continue  # `tms lease create/list/...`: the verbs, checked below
+            cmd = root
+            while words and getattr(cmd, "commands", None) and words[0] in cmd.commands:
+                cmd = cmd.commands[words.pop(0)]
+            if getattr(cmd, "commands", None) is not None:
+                assert not words or words[0].startswith("-"), usage
+                continue
+            options = {o for p in cmd.params for o in getattr(p, "opts", [])} | {"--help", "-h"}
+            used = {w.strip("[]").split("=")[0] for w in words if w.strip("[").startswith("-")}
+            assert used <= options, (usage, used - options)
+            checked += 1
+        for verbs in re.findall(r"`tms ([a-z]+(?: [a-z]+)?) ((?:[a-z-]+/)+[a-z-]+)`", cell):
+            group, names = verbs
+            for name in names.split("/"):
+                assert _command(root, [*group.split(), name]) is not None, (group, name)
+    assert checked >= 8
+
+
+def _command(root: object, words: list[str]) -> object | None:
+    cmd = root
+    for word in words:
+        subs = getattr(cmd, "commands", None)
+        if not subs or word not in subs:
+            return None
+        cmd = subs[word]
+    return cmd
+
+
+def test_readme_lists_what_make_test_installs() -> None:
+    """Every Debian package that scripts/deps.d installs, every Go-built piece and the Go version
+    tools/build_tools.py needs are in the README's list (issue 26: it named half of them)."""
+    text = " ".join(README.read_text().split())
+    scripts = {p.name: p.read_text() for p in sorted((ROOT / "scripts" / "deps.d").glob("*.sh"))}
+    apt = set()
+    for body in scripts.values():
+        apt |= set(re.findall(r"apt-get install [^\n]*--no-install-recommends ([a-z0-9-]+)$", body, re.M))
+        for group in re.findall(r"pkgs=\(([^)]*)\)", body):
+            apt |= set(group.split())
+    assert {"prometheus", "containerd", "mmdebstrap"} <= apt, apt
+    for package in sorted(apt):
+        assert f"`{package}`" in text, package
+    assert "apt-get" in text
+    go_built = {"40-actionlint.sh": "actionlint", "30-s3server.sh": "versitygw"}
+    for script, name in go_built.items():
+        assert "go install" in scripts[script] and name in text, name
+    e2e = scripts["50-e2e-tools.sh"]
+    for piece, words in {"kube-apiserver": "`kube-apiserver`", "etcd": "etcd", "kwok": "kwok",
+                         "pulumi": "Pulumi engine"}.items():
+        assert piece in e2e and words in text, piece
+    node = scripts["60-node.sh"] + (ROOT / "tools" / "build_node.py").read_text()
+    for piece in ("kubelet", "kube-proxy"):
+        assert piece in node and f"`{piece}`" in text, piece
+    assert "build_images.py" in scripts["60-node.sh"] and "tools/build_images.py" in text
+    needed = re.search(r"a Go toolchain >= (\d+\.\d+)", (ROOT / "tools" / "build_tools.py").read_text())
+    assert needed and f"Go {needed.group(1)} or newer" in text
+
+
+def test_readme_says_when_the_engine_tests_run() -> None:
+    """They build the engine from ../shared/vendor (tests/e2e/conftest.py): skipped only where
+    neither the proxy nor the vendored sources have it, never "unless TMS_PULUMI_BIN_DIR is set"."""
+    text = " ".join(README.read_text().split())
+    conftest = (ROOT / "tests" / "e2e" / "conftest.py").read_text()
+    assert "../shared/vendor" in conftest and "no vendored Pulumi sources" in conftest
+    assert "`../shared/vendor`" in text and "skipped unless" not in text
+    assert "about 15 minutes" not in text and "took 60 minutes cold on 2 cores in CI" in text

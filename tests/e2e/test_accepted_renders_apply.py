@@ -18,11 +18,11 @@ from hypothesis import strategies as st
 
 from tests.conftest import NOW, copy_example
 from tests.e2e.kubeapi import ApiError, Kube
-from tms_stack.check import run_check
-from tms_stack.lockfile import read_lock, write_lock
-from tms_stack.pool_lock import compute
+from tms_stack.commands.check import run_check
+from tms_stack.logic.pool_lock import compute
 from tms_stack.render import render_repository
-from tms_stack.stack import load_stack_settings
+from tms_stack.repo.lockfile import read_lock, write_lock
+from tms_stack.repo.stack import load_stack_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -125,7 +125,7 @@ def test_what_check_accepts_the_api_server_accepts(kube: Kube, namespace: str,
                     continue
                 written.add(stem)
         # Place pooled leases as `tms pool lock` would, so a valid repository is complete.
-        from tms_stack.loader import load_repository
+        from tms_stack.repo.loader import load_repository
 
         write_lock(root, compute(load_repository(root), read_lock(root)).lock)
         result = run_check(root, NOW)

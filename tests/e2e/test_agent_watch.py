@@ -20,8 +20,8 @@ from tests.conftest import NOW, copy_example
 from tests.e2e.kubeapi import Kube
 from tms_stack.agent.runner import Agent, AgentConfig
 from tms_stack.agent.watch import ApiAccess, ConfigMapWatch
+from tms_stack.commands.render import render_root
 from tms_stack.render import all_objects
-from tms_stack.render.pipeline import render_root
 
 INSTANCE, OTHER = "shared-t4-pool-0", "image-classifier"
 

@@ -23,7 +23,7 @@ def test_a_tms_init_fleet_deploys_a_lease(tmp_path: Path, kube: Kube, namespace:
     env = {**os.environ, "NO_COLOR": "1"}
     for argv in ([TMS, "init", str(fleet), "--stack", "prod", "--namespace", namespace],
                  [TMS, "lease", "create", "first-model", "-m",
-                  "name=first_model,uri=https://models.example.com/first.zip", "--owner", "team-a"]):
+                  "name=first_model,uri=https://models.example.com/first.zip", "--owner", "my-team"]):
         out = subprocess.run(argv, cwd=tmp_path if argv[1] == "init" else fleet, env=env, capture_output=True,
                              text=True, timeout=120)
         assert out.returncode == 0, out.stdout + out.stderr

@@ -223,7 +223,7 @@ def test_a_targeted_up_of_tms_plan_targets_leaves_nothing_for_a_full_up(
     assert untouched, state_before
     out = pulumi.run("up", "--yes", "--skip-preview", "--json", *[f"--target={u}" for u in urns]).stdout
     events = [json.loads(line) for line in out.splitlines() if line.strip()]
-    # the program registered only the targeted groups (tms_stack/urns.py): it says so, and the
+    # the program registered only the targeted groups (tms_stack/render/urns.py): it says so, and the
     # engine saw no step for any other group (ranker's group is gone from the render: its
     # targeted URNs are what the engine deletes)
     said = [e["diagnosticEvent"]["message"] for e in events if "diagnosticEvent" in e]

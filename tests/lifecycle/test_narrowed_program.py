@@ -1,4 +1,4 @@
-"""A targeted `pulumi up` registers only the targeted groups (tms_stack/urns.py, tms_stack/program.py).
+"""A targeted `pulumi up` registers only the targeted groups (tms_stack/render/urns.py, tms_stack/deploy/program.py).
 
 Leaving a group out is safe only when none of its URNs is targeted (the engine deletes what is
 targeted and not registered), so every command line the reader does not fully understand must
@@ -19,8 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import NOW
-from tms_stack import program
-from tms_stack.urns import GroupRef, cli_targets, group_of, groups_to_register
+from tms_stack.deploy import program
+from tms_stack.render.urns import GroupRef, cli_targets, group_of, groups_to_register
 
 STACK, PROJECT = "example", "tms-stack"
 P = f"urn:pulumi:{STACK}::{PROJECT}::"
@@ -30,11 +30,12 @@ POOL_CHILD = f"{P}tms:index:Pool$kubernetes:apps/v1:Deployment::shared-t4-pool:D
 
 
 def test_every_urn_the_program_makes_reads_back_as_its_group(example_repo: Path) -> None:
-    from tms_stack.targets import _urns
+    from tms_stack.commands.render import render_fleet
+    from tms_stack.commands.targets import _urns
 
-    urns = _urns(example_repo, STACK, PROJECT, NOW)
+    urns = _urns(render_fleet(example_repo, STACK, NOW), PROJECT, lambda _group: STACK)
     assert len(urns) > 30
-    for component, child, _digest, group in urns.values():
+    for component, child, _digest, group, _stack in urns.values():
         assert group_of(component, STACK, PROJECT) == group_of(child, STACK, PROJECT)
         ref = group_of(child, STACK, PROJECT)
         assert ref is not None and ref.key == group, (child, group)
@@ -159,12 +160,12 @@ class _Recorder(pulumi.runtime.Mocks):
 def _run_program(repo: Path, argv: list[str] | None, monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], dict]:
     """program.run under Pulumi's mocks, as if started by `pulumi <argv>`: the resources registered
     and the stack's exports."""
-    from tms_stack.render.pipeline import render_root
+    from tms_stack.commands.render import render_root
 
     rec = _Recorder()
     pulumi.runtime.set_mocks(rec, project=PROJECT, stack=STACK, preview=False)
     monkeypatch.setattr(program, "engine_argv", lambda: argv)
-    monkeypatch.setattr("tms_stack.render.pipeline.render_root",
+    monkeypatch.setattr("tms_stack.commands.render.render_root",
                         lambda root, stack, now=None: render_root(root, stack, NOW))
     exports: dict[str, Any] = {}
     monkeypatch.setattr(pulumi, "export", lambda k, v: exports.__setitem__(k, v))
@@ -199,7 +200,7 @@ def test_register_all_switch_and_an_unknown_engine_register_everything(
 def test_engine_argv_finds_the_pulumi_process_above_the_program(tmp_path: Path) -> None:
     """The CLI starts the language host, which starts the program: two levels up here too (bash
     named `pulumi`, then a plain bash, then Python; `; true` keeps each shell from exec'ing)."""
-    probe = "from tms_stack.program import engine_argv; print(engine_argv())"
+    probe = "from tms_stack.deploy.program import engine_argv; print(engine_argv())"
     inner = f"{sys.executable} -c '{probe}'; true"
     out = subprocess.run(["pulumi", "-c", f'bash -c "{inner}"; true', "up", f"--target={LEASE}"],
                          executable="/bin/bash", capture_output=True, text=True, check=True, cwd=Path.cwd()).stdout

@@ -82,3 +82,27 @@ def test_plan_names_the_pods_that_restart_and_only_those(example_repo: Path) -> 
     assert quiet["restarts"] == []
     fd.write_text(fd.read_text().replace("gpu: 2,", "gpu: 3,"))
     assert plan()["restarts"] == ["Deployment/triton/fraud-detector"]
+
+
+def test_plan_names_its_real_base_and_the_agent_image_once(example_repo: Path) -> None:
+    """Issue 25 #3: "Compared with `main` at <sha>" showed HEAD's sha; the pull request's branch is
+    a commit ahead of main here, so the two differ. An agentImage change was listed twice."""
+    git(example_repo, "init", "-q", "-b", "main")
+    git(example_repo, "add", "-A")
+    git(example_repo, "commit", "-qm", "base")
+    base_sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=example_repo, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    git(example_repo, "checkout", "-q", "-b", "pr")
+    stack = example_repo / "Pulumi.example.yaml"
+    stack.write_text(stack.read_text().replace("ghcr.io/tms-stack/agent:0.1.0", "ghcr.io/tms-stack/agent:0.2.0"))
+    git(example_repo, "commit", "-qam", "new agent")
+    head_sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=example_repo, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    assert head_sha != base_sha
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
+    out = subprocess.run([TMS, "plan", "--base", "main", "--now", "2026-11-22T00:00:00Z"], cwd=example_repo,
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert f"Compared with `main` at `{base_sha[:12]}`" in out.stdout
+    assert head_sha[:12] not in out.stdout
+    assert out.stdout.count("tms-stack:agentImage") == 1, out.stdout

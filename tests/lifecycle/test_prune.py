@@ -17,6 +17,7 @@ from tests.support.prometheus import Prometheus, start_prometheus
 from tests.support.triton import Triton, write_python_model
 
 TMS = str(ROOT / ".venv" / "bin" / "tms")
+LANDING = timedelta(seconds=75)
 
 # Deliberately odd formatting and comments: only the expires line may change.
 ACTIVE = """# Busy lease: renews itself while used.
@@ -83,7 +84,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Triton, 
 
 def repo_with_expired(example_repo: Path) -> tuple[Path, datetime]:
     now = datetime.now(UTC).replace(microsecond=0)
-    expires = f"{now - timedelta(seconds=1):%Y-%m-%dT%H:%M:%SZ}"
+    # Judged only once one scrape interval (the stack's default 15 s) and a minute have passed.
+    expires = f"{now - LANDING - timedelta(seconds=1):%Y-%m-%dT%H:%M:%SZ}"
     (example_repo / "leases" / "busy.yaml").write_text(ACTIVE.format(expires=expires))
     (example_repo / "leases" / "idle.yaml").write_text(IDLE.format(expires=expires))
     (example_repo / "leases" / "plain.yaml").write_text(PLAIN.format(expires=expires))
@@ -125,7 +127,7 @@ def test_active_renewed_idle_deleted(example_repo: Path, servers: tuple[Triton, 
     after = snapshot(repo)
     assert "leases/idle.yaml" not in after and "leases/plain.yaml" not in after
     assert "leases/busy.yaml" in after, out.stdout
-    assert_renewed_in_place(before["leases/busy.yaml"], after["leases/busy.yaml"], now - timedelta(seconds=1))
+    assert_renewed_in_place(before["leases/busy.yaml"], after["leases/busy.yaml"], now - LANDING - timedelta(seconds=1))
     untouched = {k for k in before if k not in ("leases/busy.yaml", "leases/idle.yaml", "leases/plain.yaml")}
     assert {k: after[k] for k in untouched} == {k: before[k] for k in untouched}
     assert out.stdout.startswith("tms prune: remove 2 expired leases, renew 1\n")

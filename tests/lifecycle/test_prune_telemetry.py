@@ -11,8 +11,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.support.oddprom import ODD, SHAPES, OddPrometheus
-from tms_stack.activity import PrometheusActivity, TelemetryError, TritonActivity, _escape, _escape_regex
 from tms_stack.models import Lease
+from tms_stack.outside.activity import (
+    PrometheusActivity,
+    TelemetryError,
+    TritonActivity,
+    _escape,
+    _escape_regex,
+)
 
 END = datetime(2026, 11, 22, tzinfo=UTC)
 START = END - timedelta(minutes=5)
@@ -83,12 +89,21 @@ def test_regex_matcher_matches_the_name_literally(value: str) -> None:
     assert not re.fullmatch(pattern, value + "x") and not re.fullmatch(pattern, "x" + value)
 
 
-def test_pooled_query_sent_is_escaped(server: OddPrometheus) -> None:
+def test_pooled_query_sent_is_escaped_and_names_the_instance(server: OddPrometheus) -> None:
     server.shape = "active"
     server.queries.clear()
-    PrometheusActivity(server.url, timeout=5).active(lease(pool=True, model="chat.v2"), START, END)
+    PrometheusActivity(server.url, timeout=5).active(lease(pool=True, model="chat.v2"), START, END,
+                                                     instance='shared-t4-pool-0"}or{x="')
     assert server.queries == [
-        'sum(increase(nv_inference_request_success{pool="shared-t4-pool",model=~"chat\\\\.v2"}[300s]))']
+        'sum(increase(nv_inference_request_success{pool="shared-t4-pool",'
+        'instance_name="shared-t4-pool-0\\"}or{x=\\"",model=~"chat\\\\.v2"}[300s]))']
+
+
+def test_pooled_lease_without_a_placement_is_unknown(server: OddPrometheus) -> None:
+    server.queries.clear()
+    with pytest.raises(TelemetryError, match="not placed on any instance"):
+        PrometheusActivity(server.url, timeout=5).active(lease(pool=True), START, END)
+    assert server.queries == []
 
 
 # --- Triton statistics API ----------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""`tms plan --targets`: the URNs a targeted `pulumi up` must touch (tms_stack/targets.py).
+"""`tms plan --targets`: the URNs a targeted `pulumi up` must touch (tms_stack/commands/targets.py).
 
 The engine test (tests/e2e/test_pulumi_engine.py) shows a targeted up with these URNs leaves
 nothing behind; here: exactly which URNs, that they are the URNs the program really registers
@@ -88,13 +88,13 @@ def test_a_base_that_fails_check_or_lacks_the_stack_means_the_whole_stack(exampl
 
 
 def test_the_urns_are_those_the_program_registers(example_repo: Path) -> None:
-    """Every URN of `tms_stack.targets` equals the URN of the resource the program registers for it
+    """Every URN of `tms_stack.commands.targets` equals the URN of the resource the program registers for it
     (Pulumi's mocks chain the parent's type and the name as the engine does, except that they
     keep the root Stack's type on its direct children, which the engine leaves out:
     sdk/go/common/resource/urn/urn.go, New; the e2e targeted-deploy test runs the real engine)."""
-    from tms_stack import program
-    from tms_stack.render.pipeline import render_root
-    from tms_stack.targets import _urns
+    from tms_stack.commands.render import render_fleet, render_root
+    from tms_stack.commands.targets import _urns
+    from tms_stack.deploy import program
 
     class Mocks(pulumi.runtime.Mocks):
         def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
@@ -114,6 +114,6 @@ def test_the_urns_are_those_the_program_registers(example_repo: Path) -> None:
         return pulumi.Output.all(*urns).apply(seen.extend)
 
     collect()
-    expected = _urns(example_repo, "example", "tms-stack", NOW)
+    expected = _urns(render_fleet(example_repo, "example", NOW), "tms-stack", lambda key: "example")
     real = {u.replace("::pulumi:pulumi:Stack$", "::", 1) for u in seen}
     assert seen and real == {u for e in expected.values() for u in e[:2]}

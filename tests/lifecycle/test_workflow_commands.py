@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import ROOT, copy_example
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
-DERIVED = sorted((ROOT / "tms_stack" / "scaffold" / "derived" / "workflows").glob("*.yml"))
+DERIVED = sorted((ROOT / "tms_stack" / "commands" / "scaffold" / "derived" / "workflows").glob("*.yml"))
 
 
 def tms_lines(paths: list[Path]) -> list[tuple[str, str]]:
@@ -42,8 +42,8 @@ def test_workflow_command_runs_as_written(tmp_path: Path, workflow: str, command
     env = {**os.environ, "RUNNER_TEMP": str(tmp_path), "GITHUB_OUTPUT": str(tmp_path / "output"),
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@example.com",
-           # deploy.yml's targeted deploy: the last deployed commit and the stack
-           "deployed": "main", "STACK": "example"}
+           # deploy.yml's targeted deploy: the last deployed (or pending) commit and the stack
+           "deployed": "main", "base": "main", "STACK": "example"}
     setup = ("printf '.venv\\n' > .gitignore && git init -q -b main . && git add -A && git commit -qm base "
              "&& git update-ref refs/remotes/origin/main HEAD")
     subprocess.run(["bash", "-c", setup], cwd=repo, env=env, check=True, capture_output=True, timeout=60)

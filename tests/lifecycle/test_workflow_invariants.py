@@ -9,13 +9,14 @@ proves nothing).
 - a kubeconfig is written before every pulumi step;
 - review runs on `merge_group` as well as `pull_request`;
 - least privilege: `permissions: {}` at the top, every job says what it needs, and the only write
-  scopes are the three that are needed (prune pushes, the comment job comments, agent-image
-  publishes);
+  scopes are the ones that are needed (prune pushes, the comment job comments, agent-image
+  publishes, release attaches files, publishes the image and gets PyPI's OIDC token);
 - no secret, no write token and no persisted credentials in a job that runs the PR's code; a
   job that reads the PR only as data keeps it under pr/ and never runs anything from there;
   a `workflow_run` workflow (write token) checks out nothing;
 - every `uses:` is pinned to a 40-hex commit with its version in a comment;
-- the schedules are the ones docs/lifecycle.md's expiry guarantee assumes.
+- the schedules are the ones docs/lifecycle.md's expiry guarantee assumes;
+- prune has a total bound: its job's `timeout-minutes` ends a run before the next one is due.
 """
 
 from __future__ import annotations
@@ -35,11 +36,15 @@ Flows = dict[str, dict[str, Any]]
 Texts = dict[str, str]
 
 WORKFLOW_DIRS = {"repository": ROOT / ".github" / "workflows",
-                 "scaffold": ROOT / "tms_stack" / "scaffold" / "derived" / "workflows"}
+                 "scaffold": ROOT / "tms_stack" / "commands" / "scaffold" / "derived" / "workflows"}
 PR_EVENTS = {"pull_request", "merge_group", "pull_request_target"}
 # (workflow, job) -> the write scopes it may hold. Anything else with `write` fails.
 ALLOWED_WRITES = {("prune", "prune"): {"contents"}, ("review-comment", "comment"): {"pull-requests"},
-                  ("agent-image", "publish"): {"packages"}}
+                  ("agent-image", "publish"): {"packages"},
+                  # release.yml: the image (through agent-image.yml), the GitHub release's files, and
+                  # PyPI's trusted publishing (an OIDC token; no stored secret)
+                  ("release", "agent-image"): {"packages"}, ("release", "github-release"): {"contents"},
+                  ("release", "pypi"): {"id-token"}}
 DEPLOY = "./.github/workflows/deploy.yml"
 
 
@@ -257,9 +262,23 @@ def schedules_match_the_guarantee(flows: Flows, texts: Texts) -> list[str]:
     return bad
 
 
+def prune_is_bounded(flows: Flows, texts: Texts) -> list[str]:
+    """Issue 22: a Prometheus that never answers must not hold prune (and its concurrency group)."""
+    crons = [c["cron"] for c in triggers(flows.get("prune", {})).get("schedule") or []]
+    every = min((_cron_minutes(c) for c in crons), default=60)
+    bad = []
+    for job_id, job in (flows.get("prune", {}).get("jobs") or {}).items():
+        if "uses" in job:
+            continue  # the called deploy has its own timeout
+        limit = job.get("timeout-minutes")
+        if not isinstance(limit, int) or not 0 < limit < every:
+            bad.append(f"prune.{job_id}: timeout-minutes {limit!r}, want a number below the {every}-minute schedule")
+    return bad
+
+
 INVARIANTS: list[Callable[[Flows, Texts], list[str]]] = [
     deploy_follows_prune, deploy_is_a_reconciling_gate, kubeconfig_before_pulumi, review_checks_merged_results,
-    least_privilege, no_secrets_with_pr_code, pinned_by_sha, schedules_match_the_guarantee]
+    least_privilege, no_secrets_with_pr_code, pinned_by_sha, schedules_match_the_guarantee, prune_is_bounded]
 
 
 @pytest.mark.parametrize("where", sorted(WORKFLOW_DIRS))
@@ -403,6 +422,14 @@ def _reconcile_every_30(f: Flows, t: Texts) -> None:
     f["deploy"][True]["schedule"] = [{"cron": "*/30 * * * *"}]
 
 
+def _prune_unbounded(f: Flows, t: Texts) -> None:
+    del f["prune"]["jobs"]["prune"]["timeout-minutes"]
+
+
+def _prune_longer_than_its_schedule(f: Flows, t: Texts) -> None:
+    f["prune"]["jobs"]["prune"]["timeout-minutes"] = 60
+
+
 BREAKAGES: list[tuple[Callable[[Flows, Texts], list[str]], Callable[[Flows, Texts], None], str]] = [
     (deploy_follows_prune, _drop_prune_deploy, "no job calls"),
     (deploy_follows_prune, _no_inherit, "no job calls"),
@@ -430,6 +457,8 @@ BREAKAGES: list[tuple[Callable[[Flows, Texts], list[str]], Callable[[Flows, Text
     (pinned_by_sha, _no_version_comment, "no `# vX.Y.Z` comment"),
     (schedules_match_the_guarantee, _prune_every_hour, "prune: runs every 60 min"),
     (schedules_match_the_guarantee, _reconcile_every_30, "deploy: runs every 30 min"),
+    (prune_is_bounded, _prune_unbounded, "prune.prune: timeout-minutes None"),
+    (prune_is_bounded, _prune_longer_than_its_schedule, "prune.prune: timeout-minutes 60"),
 ]
 
 

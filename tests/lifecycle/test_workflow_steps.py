@@ -35,6 +35,9 @@ if [ "$1 $2 $3" = "stack tag get" ]; then
   echo "${line#*=}"; exit 0
 fi
 if [ "$1 $2 $3" = "stack tag set" ]; then echo "$4=$5" >> "$PULUMI_TAGS"; exit 0; fi
+if [ "$1 $2 $3" = "stack tag rm" ]; then
+  grep -v "^$4=" "$PULUMI_TAGS" > "$PULUMI_TAGS.new" || true; mv "$PULUMI_TAGS.new" "$PULUMI_TAGS"; exit 0
+fi
 if [ "$1" = up ]; then exit "${PULUMI_UP_RC:-0}"; fi
 echo "fake pulumi: unexpected call: $*" >&2; exit 99
 """
@@ -101,9 +104,13 @@ class Deploy:
         calls = [c.splitlines() for c in self.log.read_text().split("\n\n") if c.strip()]
         return proc, calls
 
-    def deployed(self) -> str | None:
+    def tag(self, name: str) -> str | None:
         lines = self.tags.read_text().splitlines() if self.tags.exists() else []
-        return lines[-1].split("=", 1)[1] if lines else None
+        values = [line.split("=", 1)[1] for line in lines if line.startswith(name + "=")]
+        return values[-1] if values else None
+
+    def deployed(self) -> str | None:
+        return self.tag("tms:deployed")
 
 
 def ups(calls: list[list[str]]) -> list[list[str]]:
@@ -119,7 +126,7 @@ def test_first_deploy_is_the_whole_stack_and_is_recorded(deploy: Deploy) -> None
     proc, calls = deploy.run(targeted=True)
     assert proc.returncode == 0, proc.stderr
     assert calls[0] == ["stack", "select", "example"]
-    assert ups(calls) == [["up", "--yes", "--skip-preview"]]
+    assert ups(calls) == [["up", "--yes", "--skip-preview", "--refresh"]]
     assert deploy.deployed() == git(deploy.repo, "rev-parse", "HEAD")
 
 
@@ -151,10 +158,10 @@ def test_the_schedule_and_an_unknown_commit_deploy_the_whole_stack(deploy: Deplo
     deploy.run(targeted=True)
     deploy.commit("empty")
     _, calls = deploy.run(targeted=False)
-    assert ups(calls) == [["up", "--yes", "--skip-preview"]]
+    assert ups(calls) == [["up", "--yes", "--skip-preview", "--refresh"]]
     deploy.tags.write_text("tms:deployed=" + "f" * 40 + "\n")   # e.g. a commit rewritten away
     _, calls = deploy.run(targeted=True)
-    assert ups(calls) == [["up", "--yes", "--skip-preview"]]
+    assert ups(calls) == [["up", "--yes", "--skip-preview", "--refresh"]]
 
 
 def test_a_failed_up_records_nothing_and_the_next_deploy_still_carries_it(deploy: Deploy) -> None:

@@ -24,7 +24,7 @@ def _actionlint() -> str:
 
 def test_workflows_pass_actionlint() -> None:
     assert {p.name for p in WORKFLOWS} == {"review.yml", "review-comment.yml", "deploy.yml", "prune.yml",
-                                           "agent-image.yml"}
+                                           "agent-image.yml", "release.yml"}
     out = subprocess.run([_actionlint(), *map(str, WORKFLOWS)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
 
@@ -42,7 +42,9 @@ def test_workflows_do_what_the_design_says() -> None:
     assert "./base/scripts/trusted-review.sh base pr review" in review and "command: preview" in review
     assert "make test" in review
     assert "name: tms-plan" in review and "name: tms-plan" in yaml.safe_dump(flows["review-comment"])
-    assert "pulumi up --yes" in yaml.safe_dump(flows["deploy"], width=1000)
+    deploy = next(j for j in flows["deploy"]["jobs"]["up"]["steps"] if j.get("name") == "pulumi up")["run"]
+    assert "pulumi up \"$@\"" in deploy and "up_stack \"$s\" --yes --skip-preview --refresh" in deploy
+    assert "tms shard moves --stack \"$STACK\" --run" in deploy  # sharded fleets: moves before any up
     prune = flows["prune"]
     assert prune[True]["schedule"]  # `on:` reads as True in YAML 1.1
     text = yaml.safe_dump(prune)

@@ -25,9 +25,9 @@ import requests
 import yaml
 
 from tests.conftest import NOW, ROOT
+from tms_stack.commands.render import render_root
 from tms_stack.models.policies import RepositoriesSpec
 from tms_stack.render import all_objects
-from tms_stack.render.pipeline import render_root
 
 K8S_VERSION = "1.33.0"
 
@@ -80,6 +80,14 @@ def test_tls_renders_a_certificate_per_triton_valid_against_cert_managers_crd(
     assert cert["issuerRef"] == {"name": "tms-ca", "kind": "ClusterIssuer", "group": "cert-manager.io"}
     assert cert["privateKey"] == {"algorithm": "ECDSA", "size": 384, "rotationPolicy": "Always"}
     assert "fraud-detector.triton.svc.cluster.local" in cert["dnsNames"]
+    # Issue 23 #7: no wildcard anywhere; each certificate names the Services reaching its Triton
+    # only (a pool instance: its hosted leases and their aliases).
+    assert not any("*" in n for c in certs.values() for n in c["spec"]["dnsNames"])
+    pool = certs["shared-t4-pool-0"]["spec"]["dnsNames"]
+    assert {"chat-small.triton.svc", "chat.triton.svc", "chat-embed.triton.svc"} <= set(pool)
+    assert not any(n.startswith("fraud-detector") for n in pool)
+    template = _by(objs, "Deployment", "shared-t4-pool-0")["spec"]["template"]["metadata"]
+    assert len(template["annotations"]["tms-stack.dev/tls-names"]) == 16  # new names roll the pods
     # The schema check bites: a key algorithm cert-manager does not know is refused.
     broken = {k: v for k, v in certs["fraud-detector"].items() if k != "metadata"} | {"metadata": {}}
     broken["spec"] = dict(broken["spec"], privateKey={"algorithm": "DSA"})
@@ -98,8 +106,8 @@ def test_tls_renders_a_certificate_per_triton_valid_against_cert_managers_crd(
 
 
 def test_tls_settings_refuse_a_key_size_the_algorithm_has_not(example_repo: Path) -> None:
-    from tms_stack.diagnostics import TmsError
-    from tms_stack.stack import load_stack_settings
+    from tms_stack.models.diagnostics import TmsError
+    from tms_stack.repo.stack import load_stack_settings
 
     _set_stack(example_repo, TLS_STACK.replace("384", "4096"))
     with pytest.raises(TmsError, match="not a ECDSA key size: use one of 256, 384, 521"):
@@ -115,26 +123,22 @@ def test_log_and_trace_levels_reach_triton(example_repo: Path) -> None:
         assert "--log-verbose=1" in args and "--trace-config=level=TIMESTAMPS" in args, dep["metadata"]["name"]
 
 
-def test_share_triton_by_default_sends_leases_without_triton_to_the_default_pool(example_repo: Path) -> None:
+def test_share_triton_by_default_never_moves_an_existing_lease(example_repo: Path) -> None:
+    """Issue 25 #4: TMS applied `shareTriton.byDefault` to new leases only. It is applied by
+    `tms lease create` (tests/parity/test_tmsctl_flags.py); a lease file without `triton` or `pool`
+    stays bespoke when the admin turns it on, in the repository and in what is rendered."""
     _edit(example_repo / "policies" / "limits.yaml", "    maxInstances: 8\n",
           "    maxInstances: 8\n    byDefault: true\n    defaultPool: cpu_inference_pool\n")
     (example_repo / "leases" / "plain.yaml").write_text(
         "apiVersion: tms-stack/v1\nkind: Lease\nmetadata: {name: plain, owner: team-assist}\nspec:\n"
         "  models:\n    - {name: m, uri: 'model://shared-nfs/m', backends: [python]}\n"
         "  expires: 2027-01-01T00:00:00Z\n")
-    from tms_stack.loader import load_repository
-    from tms_stack.lockfile import read_lock, write_lock
-    from tms_stack.pool_lock import compute
+    from tms_stack.repo.loader import load_repository
 
     repo = load_repository(example_repo)
-    share = repo.lease("plain").spec.pool
-    assert share is not None and share.name == "cpu_inference_pool"
-    assert repo.lease("fraud-detector").spec.pool is None  # asked for its own Triton: unchanged
-    write_lock(example_repo, compute(repo, read_lock(example_repo)).lock)
+    assert repo.lease("plain").spec.pool is None
     objs = all_objects(render_root(example_repo, "example", NOW))
-    assert not [o for o in objs if o["kind"] == "Deployment" and o["metadata"]["name"] == "plain"]
-    svc = _by(objs, "Service", "plain")
-    assert svc["spec"]["selector"]["tms-stack.dev/instance"].startswith("cpu-inference-pool-")
+    assert _by(objs, "Deployment", "plain")  # its own Triton, as its file says
 
 
 def test_replicas_minimum_zero(example_repo: Path) -> None:
@@ -236,7 +240,7 @@ def plain_http(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 
 def test_http_archive_without_zip_suffix_is_recognised_by_content(plain_http: tuple[str, Path]) -> None:
-    from tms_stack.backends import BackendError, https_config
+    from tms_stack.outside.backends import BackendError, https_config
 
     url, web = plain_http
     with zipfile.ZipFile(web / "densenet_onnx", "w") as zf:  # the quickstart's URL has no .zip
@@ -250,7 +254,7 @@ def test_http_archive_without_zip_suffix_is_recognised_by_content(plain_http: tu
 
 
 def test_check_accepts_the_quickstart_model_url(example_repo: Path) -> None:
-    from tms_stack.check import run_check
+    from tms_stack.commands.check import run_check
 
     (example_repo / "leases" / "densenet.yaml").write_text(
         "apiVersion: tms-stack/v1\nkind: Lease\nmetadata: {name: densenet, owner: team-assist}\nspec:\n"
@@ -262,8 +266,8 @@ def test_check_accepts_the_quickstart_model_url(example_repo: Path) -> None:
 
 
 def test_agent_fetches_an_http_zip_without_suffix(plain_http: tuple[str, Path], tmp_path: Path) -> None:
-    from tms_stack.desired import HttpsSource
-    from tms_stack.sources import fetch
+    from tms_stack.models.desired import HttpsSource
+    from tms_stack.outside.sources import fetch
 
     url, web = plain_http
     with zipfile.ZipFile(web / "identity", "w") as zf:
@@ -271,7 +275,7 @@ def test_agent_fetches_an_http_zip_without_suffix(plain_http: tuple[str, Path], 
         zf.writestr("1/model.py", "# model\n")
     dest = tmp_path / "out"
     dest.mkdir()
-    fetch(HttpsSource(url=f"{url}/identity"), dest, limit=1 << 20)
+    fetch(HttpsSource(url=f"{url}/identity", trusted=True), dest, limit=1 << 20)  # loopback: named in policies
     assert (dest / "config.pbtxt").is_file() and (dest / "1" / "model.py").is_file()
 
 
@@ -292,9 +296,9 @@ def test_public_s3_bucket_read_without_credentials(monkeypatch: pytest.MonkeyPat
     from moto.server import ThreadedMotoServer
 
     from tests.support.triton import free_port
-    from tms_stack.backends import BackendError, s3_config
-    from tms_stack.desired import S3Source
-    from tms_stack.sources import fetch
+    from tms_stack.models.desired import S3Source
+    from tms_stack.outside.backends import BackendError, s3_config
+    from tms_stack.outside.sources import fetch
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
@@ -327,7 +331,7 @@ def test_no_credentials_reach_the_endpoint_unsigned(monkeypatch: pytest.MonkeyPa
     """Before: NoCredentialsError, raised before the endpoint was contacted. Now the request is
     sent unsigned; versitygw v1.0.14 answers it (and refuses: it has no anonymous access)."""
     from tests.support.s3server import start_s3
-    from tms_stack.backends import BackendError, s3_config
+    from tms_stack.outside.backends import BackendError, s3_config
 
     gen = start_s3()
     s3 = next(gen)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from tms_stack.status import ClusterView, assess
+from tms_stack.outside.status import ClusterView, assess
 
 EXPIRES = datetime(2027, 1, 1, tzinfo=UTC)
 NOW = datetime(2026, 11, 22, tzinfo=UTC)
@@ -61,7 +61,7 @@ tms_agent_model_load_failures_total{lease="ranker",model="ranker_onnx"} 3
 
 
 def test_per_model_readiness_from_the_agent_decides_a_pooled_lease() -> None:
-    from tms_stack.status import agent_readiness
+    from tms_stack.outside.status import agent_readiness
 
     available = {"type": "Available", "status": "True", "lastTransitionTime": "2026-11-21T10:00:00Z"}
     models, failures = agent_readiness(METRICS, "ranker")
@@ -80,7 +80,7 @@ def test_the_agents_reason_reaches_a_pooled_leases_status() -> None:
     the agent's /ready body, printable and capped."""
     import json
 
-    from tms_stack.status import MAX_REASON, agent_failure
+    from tms_stack.outside.status import MAX_REASON, agent_failure
 
     body = json.dumps({"ready": True, "notReady": {"ranker": ["ranker_onnx"]},
                        "failed": {"ranker": "Triton failed to load ranker_onnx: bad\x1b[31m config\n"}})

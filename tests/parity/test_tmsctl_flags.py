@@ -153,7 +153,8 @@ def test_porcelain_and_json(repo: Path) -> None:
     status = json.loads(tms(repo, "lease", "status", "my-model", "-o", "json"))
     assert status["state"] == "Unknown" and "State from the files only" in status["note"]
     assert tms(repo, "lease", "status", "my-model", "-z").startswith("lease:my-model state:Unknown ")
-    assert tms(repo, "lease", "renew", "my-model", "-z").startswith("lease:my-model state:Valid expires:")
+    # No state: renewing edits a file; whether the lease is Valid is not known here (issue 25 #3).
+    assert tms(repo, "lease", "renew", "my-model", "-z").startswith("lease:my-model expires:")
     assert tms(repo, "lease", "release", "my-model-2", "-z") == "lease:my-model-2 state:Released\n"
 
 
@@ -206,20 +207,66 @@ def test_allowlist_flags(repo: Path) -> None:
 
 
 def test_share_triton_by_default_pools_a_lease_created_without_triton_options(repo: Path) -> None:
+    """Issue 25 #4: byDefault acts where a lease is created, written into its file (`pool:`); a
+    lease that exists when the admin turns it on stays where it is."""
+    from tms_stack.repo.loader import load_repository
+    from tms_stack.repo.lockfile import read_lock
+
+    tms(repo, "lease", "create", "before", "-m", M + ",backend=python")
     limits = repo / "policies" / "limits.yaml"
     limits.write_text(limits.read_text().replace("  pools:\n    enabled: true\n",
                                                  "  pools:\n    enabled: true\n    byDefault: true\n"
                                                  "    defaultPool: Shared_Pool\n    defaultQuota: 2\n"))
     out = tms(repo, "lease", "create", "-m", M + ",backend=python")
     assert "pools/placement.lock.yaml" in out  # placed, and the lock is part of the commit
-    assert "pool" not in lease(repo, "my-model")["spec"]  # the file says what the user asked for
-    from tms_stack.lockfile import read_lock
-
+    assert lease(repo, "my-model")["spec"]["pool"] == {"name": "Shared_Pool", "quota": 2}  # the file says it
     lock = read_lock(repo)
     assert lock is not None and lock.pools["Shared_Pool"].instances[0].leases == ["my-model"]
+    # The lease made before byDefault was turned on keeps its own Triton: policy acts on new leases only.
+    assert "pool" not in lease(repo, "before")["spec"]
+    assert load_repository(repo).lease("before").spec.pool is None
     # Asking for a Triton of its own is still bespoke.
     tms(repo, "lease", "create", "own", "-m", M, "--triton-resources", "gpu=0")
     assert "own" not in {n for p in read_lock(repo).pools.values() for i in p.instances for n in i.leases}  # type: ignore[union-attr]
+
+
+NODE_CLASSES = ("  nodeClasses:\n    a100:\n      nodeSelector: {nvidia.com/gpu.product: NVIDIA-A100-SXM4-80GB}\n"
+                "      tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]\n"
+                "    mig-1g:\n      gpuResource: nvidia.com/mig-1g.10gb\n      maxGpus: 7\n")
+
+
+def test_node_class_flags(repo: Path) -> None:
+    """`--node-class` on lease and pool create writes the class; a class the policies do not offer
+    is refused before anything is written (exit 2); a pooled lease's class must be its pool's."""
+    limits = repo / "policies" / "limits.yaml"
+    limits.write_text(limits.read_text() + NODE_CLASSES)
+    tms(repo, "lease", "create", "big", "-m", M, "--node-class", "a100")
+    assert lease(repo, "big")["spec"]["triton"] == {"nodeClass": "a100"}
+    out = tms(repo, "lease", "create", "huge", "-m", M, "--node-class", "h100", code=2)
+    assert "--node-class 'h100': not a node class of the policies; offered: a100, mig-1g" in out
+    assert not (repo / "leases" / "huge.yaml").exists()
+    tms(repo, "pool", "create", "Mig_Pool_1g", "-q", "4", "--node-class", "mig-1g")
+    pool = yaml.safe_load((repo / "pools" / "Mig_Pool_1g.yaml").read_text())
+    assert pool["spec"]["triton"] == {"nodeClass": "mig-1g"}
+    tms(repo, "lease", "create", "slice", "-m", M + ",backend=python", "-p", "Mig_Pool_1g", "--quota", "1",
+        "--node-class", "mig-1g")
+    assert lease(repo, "slice")["spec"]["pool"] == {"name": "Mig_Pool_1g", "quota": 1, "nodeClass": "mig-1g"}
+    out = tms(repo, "lease", "create", "wrong", "-m", M + ",backend=python", "-p", "Mig_Pool_1g", "--quota", "1",
+              "--node-class", "a100", code=1)
+    assert "pool Mig_Pool_1g runs on node class mig-1g, not a100" in out and "[pool.node-class]" in out
+    # More MIG slices than a node of the class has: refused by check.
+    out = tms(repo, "lease", "create", "greedy", "-m", M, "--node-class", "mig-1g", "--triton-resources", "gpu=8",
+              code=1)
+    assert "[nodeclass.gpus]" in out
+    # byDefault shares the default pool only when it runs on the class asked for.
+    limits.write_text(limits.read_text().replace("  pools:\n    enabled: true\n",
+                                                 "  pools:\n    enabled: true\n    byDefault: true\n"
+                                                 "    defaultPool: Mig_Pool_1g\n"))
+    tms(repo, "lease", "create", "sliced", "-m", M + ",backend=python", "--node-class", "mig-1g")
+    assert lease(repo, "sliced")["spec"]["pool"] == {"name": "Mig_Pool_1g", "quota": 1, "nodeClass": "mig-1g"}
+    tms(repo, "lease", "create", "whole", "-m", M, "--node-class", "a100")
+    whole = lease(repo, "whole")["spec"]
+    assert "pool" not in whole and whole["triton"] == {"nodeClass": "a100"}  # the default pool is not on a100
 
 
 def test_a_generated_name_never_overwrites_a_broken_lease_file(repo: Path) -> None:

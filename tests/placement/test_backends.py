@@ -16,8 +16,8 @@ import pytest
 from tests.conftest import ROOT
 from tests.support.s3server import ACCESS_KEY, SECRET_KEY, S3Server, s3_server  # noqa: F401 (fixture)
 from tests.support.zipserver import TOKEN, serve_dir
-from tms_stack.backends import BackendError, learn_backends, learn_one, parse_backends
 from tms_stack.models.policies import HttpsRepository, RepositoriesSpec, S3Repository
+from tms_stack.outside.backends import BackendError, learn_backends, learn_one, parse_backends
 
 TMS = str(ROOT / ".venv" / "bin" / "tms")
 
@@ -158,8 +158,8 @@ def test_unreadable_config_means_unknown_backend_and_an_instance_of_its_own(exam
            "TMS_S3_S3_MODELS_SECRET_ACCESS_KEY": "wrong"}
     out = subprocess.run([TMS, "pool", "lock"], cwd=example_repo, capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
-    assert ("warning: model://s3-models/chat/small: s3://models/chat/small/config.pbtxt: access denied "
-            "(SignatureDoesNotMatch)") in out.stderr
+    assert ("warning: could not learn the backends of lease chat-small model chat_small (model://s3-models/chat/small): "
+            "s3://models/chat/small/config.pbtxt: access denied (SignatureDoesNotMatch)") in out.stderr
     assert "an instance of its own" in out.stderr
     status = subprocess.run([TMS, "pool", "status", "shared-t4-pool", "-o", "json"], cwd=example_repo, capture_output=True,
                             text=True)

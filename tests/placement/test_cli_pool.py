@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import EXAMPLE
 from tms_stack.cli import app
-from tms_stack.lockfile import read_lock
+from tms_stack.repo.lockfile import read_lock
 
 LOCK = "pools/placement.lock.yaml"
 

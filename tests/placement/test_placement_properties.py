@@ -8,8 +8,8 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tms_stack.logic.placement import Demand, PoolShape, place, rebalance
 from tms_stack.models.lock import PoolPlacement
-from tms_stack.placement import Demand, PoolShape, place, rebalance
 
 BACKENDS = st.one_of(st.none(), st.frozensets(st.sampled_from(["python", "onnxruntime", "pytorch", "tensorrt"]),
                                               min_size=1, max_size=2))

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import NOW, copy_example
+from tms_stack.commands.render import render_root
 from tms_stack.render import all_objects
-from tms_stack.render.pipeline import render_root
 from tms_stack.render.yamlout import dump_object
 
 PRIVATE_LEASE = """apiVersion: tms-stack/v1
@@ -41,11 +41,12 @@ def _container(pod: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def _add_private_lease(repo: Path) -> None:
-    """A pooled lease whose model needs a Secret (model-pull-token) no lease of the instance needed."""
+    """A pooled lease whose model needs a Secret (model-pull-token) no lease of the instance needed,
+    in the lock exactly as `tms pool lock --base` derives it (appended: the review compares)."""
     (repo / "leases" / "chat-private.yaml").write_text(PRIVATE_LEASE)
     lock = repo / "pools" / "placement.lock.yaml"
     lock.write_text(lock.read_text()
-                    .replace("leases: [chat-embed, chat-small]", "leases: [chat-embed, chat-private, chat-small]")
+                    .replace("leases: [chat-embed, chat-small]", "leases: [chat-embed, chat-small, chat-private]")
                     .replace("quotas: {chat-embed: 5, chat-small: 2}",
                              "quotas: {chat-embed: 5, chat-private: 1, chat-small: 2}"))
 

@@ -26,8 +26,8 @@ class Recorder(pulumi.runtime.Mocks):
 
 
 def run_program(root: Path) -> tuple[dict[str, dict[str, Any]], list[Any]]:
-    from tms_stack import program
-    from tms_stack.render.pipeline import render_root
+    from tms_stack.commands.render import render_root
+    from tms_stack.deploy import program
 
     mocks = Recorder()
     pulumi.runtime.set_mocks(mocks, project="tms-stack", stack="example", preview=False)
@@ -88,3 +88,33 @@ def test_moving_an_alias_keeps_its_resource_name(example_repo: Path, alias_move:
     changed = {n for n in before if _plain(before[n]["inputs"]) != _plain(after[n]["inputs"])}
     assert changed == {"names:Service:fraud"}
     assert after["names:Service:fraud"]["inputs"]["spec"]["selector"] == {"tms-stack.dev/instance": "image-classifier"}
+
+
+def test_every_service_waits_for_the_deployment_whose_pods_it_selects(example_repo: Path) -> None:
+    """A name (alias Service), a pooled lease's Service and a bespoke lease's own Service depend on
+    the Deployment they select, so the engine points them at pods only after that Deployment's
+    readiness await (tests/e2e/test_drift_and_readiness.py shows the order on an API server)."""
+    from tms_stack.commands.render import render_root
+    from tms_stack.deploy import program
+
+    pulumi.runtime.set_mocks(Recorder(), project="tms-stack", stack="example", preview=False)
+    groups = render_root(example_repo, "example", NOW)
+    waits: dict[str, str] = {}
+
+    @pulumi.runtime.test
+    def check() -> Any:
+        built = program.build(groups)
+        for g in built.values():
+            waits.update(g.waits)
+        return pulumi.Output.all(*[c.urn for g in built.values() for c in g.objects.values()])
+
+    check()
+    deployments = {o["metadata"]["name"] for g in groups for o in g.objects if o["kind"] == "Deployment"}
+    services = {f"{g.name}:Service:{o['metadata']['name']}": o["spec"]["selector"]["tms-stack.dev/instance"]
+                for g in groups for o in g.objects if o["kind"] == "Service"}
+    expected = {name: target for name, target in services.items() if target in deployments}
+    assert waits == expected
+    assert waits["names:Service:fraud"] == "fraud-detector"                   # an alias
+    pooled = [n for n, t in waits.items() if n.split(":")[0] != t and not n.startswith("names:")]
+    assert pooled, "no pooled lease's Service waits for its pool instance"
+    assert waits["fraud-detector:Service:fraud-detector"] == "fraud-detector"  # a bespoke lease's own

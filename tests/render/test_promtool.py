@@ -57,15 +57,18 @@ def _unit_test(rules: Path) -> dict:
                  "values": "0x20"},
                 {"series": 'nv_inference_request_success{namespace="triton",pod="idle-0",model="m",version="1"}',
                  "values": "0x20"},
-                {"series": 'tms_agent_model_ready{namespace="triton",pod="p",lease="fraud-detector",model="fraud_xgb"}',
+                {"series": 'tms_agent_model_ready{namespace="triton",pod="p",owner="team-risk",lease="fraud-detector",model="fraud_xgb"}',
                  "values": "0x60"},
-                {"series": 'tms_agent_lease_expiry_timestamp_seconds{namespace="triton",pod="p",lease="fraud-detector"}',
+                {"series": 'tms_agent_lease_expiry_timestamp_seconds{namespace="triton",pod="p",owner="team-risk",lease="fraud-detector"}',
                  "values": "1800x60"},
                 # A pool instance pod hosting two leases: `good` ready throughout, `bad` never, and
                 # `late` not ready for 5 minutes, then ready (no alert: below the 10-minute `for`).
-                {"series": 'tms_agent_lease_ready{namespace="triton",pod="pool-0-x",lease="good"}', "values": "1x60"},
-                {"series": 'tms_agent_lease_ready{namespace="triton",pod="pool-0-x",lease="bad"}', "values": "0x60"},
-                {"series": 'tms_agent_lease_ready{namespace="triton",pod="pool-0-x",lease="late"}',
+                # Each lease's series carries its owner (the agent exports it), whoever owns the pool.
+                {"series": 'tms_agent_lease_ready{namespace="triton",pod="pool-0-x",owner="team-a",lease="good"}',
+                 "values": "1x60"},
+                {"series": 'tms_agent_lease_ready{namespace="triton",pod="pool-0-x",owner="team-nlp",lease="bad"}',
+                 "values": "0x60"},
+                {"series": 'tms_agent_lease_ready{namespace="triton",pod="pool-0-x",owner="team-a",lease="late"}',
                  "values": "0x20 1x40"},
             ],
             "promql_expr_test": [
@@ -80,7 +83,7 @@ def _unit_test(rules: Path) -> dict:
             "alert_rule_test": [
                 {"alertname": "TmsModelNotReady", "eval_time": "5m", "exp_alerts": []},
                 {"alertname": "TmsModelNotReady", "eval_time": "11m", "exp_alerts": [{
-                    "exp_labels": {"severity": "warning", "namespace": "triton", "pod": "p",
+                    "exp_labels": {"severity": "warning", "namespace": "triton", "pod": "p", "owner": "team-risk",
                                    "lease": "fraud-detector", "model": "fraud_xgb"},
                     "exp_annotations": {
                         "summary": "Model fraud_xgb of lease fraud-detector is not ready",
@@ -88,7 +91,8 @@ def _unit_test(rules: Path) -> dict:
                                        "10 minutes; see the agent's log."}}]},
                 # Expiry at t=1800s: inside the last hour from the start; past it at 31m.
                 {"alertname": "TmsLeaseExpiringSoon", "eval_time": "1m", "exp_alerts": [{
-                    "exp_labels": {"severity": "info", "namespace": "triton", "lease": "fraud-detector"},
+                    "exp_labels": {"severity": "info", "namespace": "triton", "owner": "team-risk",
+                                   "lease": "fraud-detector"},
                     "exp_annotations": {
                         "summary": "Lease fraud-detector expires within an hour",
                         "description": "Renew it with `tms lease renew fraud-detector` and merge, or let the "
@@ -96,7 +100,7 @@ def _unit_test(rules: Path) -> dict:
                 {"alertname": "TmsLeaseExpiringSoon", "eval_time": "31m", "exp_alerts": []},
                 {"alertname": "TmsLeaseNotReady", "eval_time": "9m", "exp_alerts": []},
                 {"alertname": "TmsLeaseNotReady", "eval_time": "12m", "exp_alerts": [{
-                    "exp_labels": {"severity": "warning", "namespace": "triton", "lease": "bad"},
+                    "exp_labels": {"severity": "warning", "namespace": "triton", "owner": "team-nlp", "lease": "bad"},
                     "exp_annotations": {
                         "summary": "Lease bad is not ready",
                         "description": "No model agent in triton has had every model of lease bad READY for "
@@ -132,3 +136,33 @@ def test_recorded_gpu_series_match_a_real_triton_scrape() -> None:
     scrape = (Path(__file__).resolve().parents[1] / "fixtures" / "triton-2.51-h100-metrics.txt").read_text()
     assert any(line.startswith('nv_gpu_utilization{gpu_uuid="GPU-') for line in scrape.splitlines())
     assert "avg by (namespace, pod) (nv_gpu_utilization)" in rules_file()
+
+
+def test_every_alert_keeps_owner_and_lease() -> None:
+    """Alertmanager routes on `owner` (docs/admin-setup.md): an aggregation that drops it would
+    page everyone again. Each alert's expression keeps both labels in every `by (...)`."""
+    import re
+
+    from tms_stack.render.monitoring import ALERT_RULES
+
+    for rule in ALERT_RULES:
+        groups = re.findall(r"by \(([^)]*)\)", rule["expr"])
+        assert groups, rule["alert"]
+        for group in groups:
+            labels = {g.strip() for g in group.split(",")}
+            assert {"owner", "lease"} <= labels, (rule["alert"], group)
+
+
+def test_promtool_fails_when_the_alert_would_page_the_wrong_owner(promtool: str, tmp_path: Path) -> None:
+    """The owner expectation is real: TmsLeaseNotReady for lease `bad` expected with team-a fails."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(rules_file())
+    spec = _unit_test(rules)
+    not_ready = [t for t in spec["tests"][0]["alert_rule_test"]
+                 if t["alertname"] == "TmsLeaseNotReady" and t["exp_alerts"]][0]
+    assert not_ready["exp_alerts"][0]["exp_labels"]["owner"] == "team-nlp"
+    not_ready["exp_alerts"][0]["exp_labels"]["owner"] = "team-a"
+    test = tmp_path / "test.yaml"
+    test.write_text(yaml.safe_dump(spec, sort_keys=False))
+    out = subprocess.run([promtool, "test", "rules", str(test)], capture_output=True, text=True)
+    assert out.returncode != 0 and "team-nlp" in out.stdout + out.stderr

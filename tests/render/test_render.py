@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from tests.conftest import NOW, ROOT
+from tms_stack.commands.render import render_root
 from tms_stack.render import all_objects
-from tms_stack.render.pipeline import render_root
 from tms_stack.render.yamlout import dump_object
 
 K8S_VERSION = "1.33.0"
@@ -134,8 +134,22 @@ def test_triton_container_contract(example_objects: list[dict[str, Any]]) -> Non
     assert probe["periodSeconds"] * probe["failureThreshold"] >= 3600
     volumes = {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
     assert volumes["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "512Mi"}
-    assert volumes["models"]["emptyDir"]["sizeLimit"] == "4Gi"
+    # repositorySize 4Gi is the agent's budget (archive + unpacked copy); the emptyDir adds 10 %
+    # for what the budget cannot see, so a model that fits never gets the pod evicted (issue 23 #3).
+    assert volumes["models"]["emptyDir"]["sizeLimit"] == "4506Mi"
     assert agent["readinessProbe"]["httpGet"]["path"] == "/ready"
+    # Issue 23 #7: Triton runs as the image's non-root user, locked down; the agent as another user.
+    locked = {"runAsNonRoot": True, "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+              "seccompProfile": {"type": "RuntimeDefault"}}
+    assert triton["securityContext"] == {**locked, "runAsUser": 1000, "runAsGroup": 1000}
+    assert agent["securityContext"] == {**locked, "runAsUser": 1001, "runAsGroup": 1000,
+                                        "readOnlyRootFilesystem": True}
+    assert dep["spec"]["template"]["spec"]["securityContext"]["fsGroup"] == 1000
+    assert "env" not in triton  # it has GPUs: the device plugin decides which it sees
+    # A Triton without GPUs sees none (the NVIDIA runtime would otherwise expose the node's GPUs).
+    cpu_only = _by(example_objects, "Deployment", "cpu-inference-pool-0")["spec"]["template"]["spec"]["containers"][0]
+    assert "nvidia.com/gpu" not in cpu_only["resources"]["limits"]
+    assert cpu_only["env"] == [{"name": "NVIDIA_VISIBLE_DEVICES", "value": "void"}]
     # Both secrets the models need are mounted for the agent, never for Triton.
     mounts = {m["mountPath"] for m in agent["volumeMounts"]}
     assert {"/var/run/tms/secrets/s3-access-key", "/var/run/tms/secrets/model-pull-token"} <= mounts
@@ -177,7 +191,7 @@ def test_every_object_is_labelled(example_objects: list[dict[str, Any]]) -> None
 
 
 def test_render_refuses_a_repository_with_errors(example_repo: Path) -> None:
-    from tms_stack.diagnostics import TmsError
+    from tms_stack.models.diagnostics import TmsError
 
     (example_repo / "leases" / "ranker.yaml").write_text(
         (example_repo / "leases" / "ranker.yaml").read_text().replace("quota: 1", "quota: 99"))

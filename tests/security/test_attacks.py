@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import NOW, ROOT
-from tms_stack.check import run_check
+from tms_stack.commands.check import run_check
 
 IC, CS, CE, FD = ("leases/image-classifier.yaml", "leases/chat-small.yaml", "leases/chat-embed.yaml",
                   "leases/fraud-detector.yaml")
@@ -161,6 +161,15 @@ ATTACKS = [
            "model.plain-http", FD, 13),
     Attack("upper-case-scheme", edit(FD, "uri: https://models.example.com/private/fraud_xgb.zip",
                                      "uri: HTTP://models.example.com/private/fraud_xgb.zip"), "lease.schema", FD, 13),
+    # --- model URLs reaching internal addresses (issue 23 #6) ---
+    Attack("model-uri-on-cloud-metadata", edit(FD, "uri: https://models.example.com/private/fraud_xgb.zip",
+                                               "uri: http://169.254.169.254/latest/meta-data/iam/x"),
+           "model.uri-internal", FD, 13, "link-local"),
+    Attack("model-uri-on-loopback", edit(FD, "uri: https://models.example.com/private/fraud_xgb.zip",
+                                         "uri: https://[::1]:8080/admin.zip"), "model.uri-internal", FD, 13, "loopback"),
+    Attack("model-uri-on-a-cluster-service", edit(FD, "uri: https://models.example.com/private/fraud_xgb.zip",
+                                                  "uri: http://kubernetes.default.svc/api"),
+           "model.uri-internal", FD, 13, "cluster-internal"),
     # --- the same model name twice on one pool instance ---
     Attack("same-model-name-on-one-instance",
            edit(P, "instances: {min: 1, max: 4}", "instances: {min: 1, max: 1}")

@@ -1,4 +1,6 @@
-""".github/CODEOWNERS makes the admins own every path the plan calls admin-owned, and nothing else.
+""".github/CODEOWNERS makes the admins own every path the plan calls admin-owned, and every lease file
+of this repository (flat layout: CODEOWNERS cannot see a lease's owner, docs/security.md); only the
+placement lock, which review re-derives, needs nobody.
 
 GitHub's rule: the last matching line wins; a line without owners leaves the path without a code
 owner. The matcher below implements the pattern forms the file uses (and refuses any other, so a
@@ -11,7 +13,7 @@ import fnmatch
 import pytest
 
 from tests.conftest import ROOT
-from tms_stack.admin_changes import is_admin_path
+from tms_stack.commands.admin_changes import is_admin_path
 
 CODEOWNERS = ROOT / ".github" / "CODEOWNERS"
 ADMINS = "@your-org/tms-admins"
@@ -50,10 +52,11 @@ def owners_of(path: str) -> list[str]:
 
 ADMIN_PATHS = ["policies/limits.yaml", "policies/new.yaml", "pools/shared-t4-pool.yaml", "pools/new-pool.yaml",
                "Pulumi.yaml", "Pulumi.prod.yaml", "Pulumi.example.yaml", ".github/workflows/review.yml",
-               ".github/CODEOWNERS", "tms_stack/rules/resources.py", "tms_stack/templates/plan.md.j2",
+               ".github/CODEOWNERS", "tms_stack/rules/resources.py", "tms_stack/commands/templates/plan.md.j2",
                "scripts/trusted-review.sh", "scripts/deps.d/10-x.sh", "pyproject.toml", ".gitattributes",
                "Makefile", "docker/agent/Dockerfile", "docs/security.md", "README.md", "newfile"]
-USER_PATHS = ["leases/fraud-detector.yaml", "leases/new-lease.yaml", "pools/placement.lock.yaml"]
+LEASE_PATHS = ["leases/fraud-detector.yaml", "leases/new-lease.yaml", "leases/team-risk/fraud-detector.yaml"]
+USER_PATHS = ["pools/placement.lock.yaml"]
 
 
 @pytest.mark.parametrize("path", ADMIN_PATHS)
@@ -62,8 +65,17 @@ def test_admins_own_the_gate(path: str) -> None:
     assert is_admin_path(path)      # the plan lists a change to it under "Admin-owned changes"
 
 
+@pytest.mark.parametrize("path", LEASE_PATHS)
+def test_flat_lease_files_need_an_admin(path: str) -> None:
+    """No owner folder has approvers here (leaseLayout flat): a lease change needs the admins, never
+    nobody (issue 21: any one approval merged another team's lease). The plan still shows it as a
+    lease change, not an admin-owned one."""
+    assert owners_of(path) == [ADMINS]
+    assert not is_admin_path(path)
+
+
 @pytest.mark.parametrize("path", USER_PATHS)
-def test_users_change_their_leases_without_an_admin(path: str) -> None:
+def test_the_lock_needs_nobody(path: str) -> None:
     assert owners_of(path) == []
     assert not is_admin_path(path)
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.zipserver import TOKEN, ZipServer, serve_dir
-from tms_stack.desired import HttpsSource
-from tms_stack.sources import FetchError
-from tms_stack.sources.https import fetch_https
+from tms_stack.models.desired import HttpsSource
+from tms_stack.outside.sources import FetchError
+from tms_stack.outside.sources.https import fetch_https
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +45,9 @@ def secret(tmp_path: Path) -> str:
 @pytest.fixture(autouse=True)
 def trust(servers: tuple[ZipServer, str, ZipServer, str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(servers[0].ca_file))
+    # These servers listen on loopback, which the agent refuses unless the policies name the host
+    # (tests/agent/test_agent_isolation.py); here only the credential rules are under test.
+    monkeypatch.setattr("tms_stack.outside.sources.https.check_url", lambda url, allowed: None)
     for server in (servers[0], servers[2]):
         server.authorizations.clear()
         server.redirects.clear()

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import NOW
-from tms_stack.check import run_check
-from tms_stack.loader import load_repository
+from tms_stack.commands.check import run_check
+from tms_stack.models.stack import StackSettings
+from tms_stack.repo.loader import load_repository
 from tms_stack.rules import ownership
 from tms_stack.rules.context import Ctx
-from tms_stack.stack import StackSettings
 
 
 def test_a_name_rendered_twice_is_an_error_naming_both_files(example_repo: Path,

@@ -15,7 +15,7 @@ import pytest
 from markdown_it import MarkdownIt
 
 from tests.conftest import NOW, ROOT, copy_example
-from tms_stack.plan import COMMENT_LIMIT, MARKER, LeaseRow, Plan, build_plan, render_markdown
+from tms_stack.commands.plan import COMMENT_LIMIT, MARKER, LeaseRow, Plan, build_plan, render_markdown
 
 PAYLOAD = "x\n# All checks passed — approved by @org/admins<!--"
 EXPIRES = (NOW + timedelta(hours=6)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -183,7 +183,7 @@ def test_1500_leases_expiring_within_a_day_fit_in_one_comment(two: tuple[Path, P
 
 
 def test_an_oversized_admin_section_is_cut_at_a_line_and_says_so() -> None:
-    from tms_stack.admin_changes import AdminChanges
+    from tms_stack.commands.admin_changes import AdminChanges
 
     admin = AdminChanges(files=[(f"tms_stack/{'x' * 200}{i}.py", "added") for i in range(100)],
                          policies=[f"limits owners + team-{i}" for i in range(100)], cut=900)

@@ -161,3 +161,30 @@ def test_usage_line(tmp_path: Path) -> None:
     proc = subprocess.run([str(SCRIPT)], capture_output=True, text=True)
     assert proc.returncode == 64
     assert proc.stderr.strip() == "usage: scripts/trusted-review.sh <base-dir> <pr-dir> <out-dir>"
+
+
+def test_the_review_judges_against_the_base_lock_and_refuses_compiled_files(repo: Path, tmp_path: Path) -> None:
+    """Issue 21: a hand-written lock that is a stable placement (plain `tms check` passes it) and a
+    `.pyc` Python would import instead of the reviewed source are refused by the review, which
+    passes its base to check; running the base's code leaves no bytecode in the base checkout."""
+    lock = (repo / "pools/placement.lock.yaml").read_text()
+    widened = lock.replace("backends: [python]", "backends: [python, tensorrt]")
+    assert widened != lock
+    git(repo, "checkout", "-q", "-b", "evil-lock", "main")
+    (repo / "pools/placement.lock.yaml").write_text(widened)
+    (repo / "tms_stack/__pycache__").mkdir()
+    (repo / "tms_stack/__pycache__/check.cpython-311.pyc").write_bytes(b"\x00")
+    git(repo, "add", "-f", "-A")
+    git(repo, "commit", "-q", "-m", "evil-lock")
+    git(repo, "checkout", "-q", "main")
+    base = checkout(repo, "main", tmp_path / "base")
+    pr = checkout(repo, "evil-lock", tmp_path / "pr")
+    assert own_code_check(pr) == 0  # without the base, the lock passes
+    rc, text, js, plan = review(base, pr, tmp_path / "out")
+    assert rc == 1, text
+    rules = {(d["rule"], d["file"]) for d in js["diagnostics"]}
+    assert ("lock.derived", "pools/placement.lock.yaml") in rules, text
+    assert ("files.generated", "tms_stack/__pycache__") in rules, text
+    assert "tms pool lock --base" in text
+    assert "`tms_stack/__pycache__/check.cpython-311.pyc` (added)" in plan
+    assert not list(base.rglob("__pycache__")), "the review wrote bytecode into the base checkout"

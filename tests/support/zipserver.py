@@ -1,10 +1,14 @@
 """A small HTTP(S) server for model zips: wants an Authorization header on /private/, answers HEAD
 and Range requests, and counts the bytes it sent (to prove partial reads). With `tls=True` it serves
 HTTPS with a throwaway self-signed certificate (`server.ca_file`); `server.redirects` maps a path to
-a Location it answers 302 with; `server.authorizations` records (path, Authorization) received."""
+a Location it answers 302 with; `server.authorizations` records (path, Authorization) received;
+`server.trickle` maps a path to seconds between the bytes it sends (a slow source) and
+`server.truncate` holds paths whose body stops half way with the connection closed.
+`hanging_server()` accepts connections and never answers (an endpoint that hangs)."""
 
 from __future__ import annotations
 
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,6 +24,8 @@ class ZipServer(ThreadingHTTPServer):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.redirects: dict[str, str] = {}
         self.authorizations: list[tuple[str, str | None]] = []
+        self.trickle: dict[str, float] = {}
+        self.truncate: set[str] = set()
 
 
 def _self_signed(folder: Path) -> tuple[Path, Path]:
@@ -48,7 +54,7 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
     return cert_file, key_file
 
 
-def serve_dir(root: Path, tls: bool = False) -> tuple[ZipServer, str]:
+def serve_dir(root: Path, tls: bool = False, host: str = "127.0.0.1") -> tuple[ZipServer, str]:
     class Handler(BaseHTTPRequestHandler):
         def _resolve(self) -> Path | None:
             server: ZipServer = self.server  # type: ignore[assignment]
@@ -95,13 +101,30 @@ def serve_dir(root: Path, tls: bool = False) -> tuple[ZipServer, str]:
             self.send_header("Content-Length", str(len(chunk)))
             self.send_header("Accept-Ranges", "bytes")
             self.end_headers()
+            server: ZipServer = self.server  # type: ignore[assignment]
+            if self.path in server.trickle:
+                import time
+
+                try:
+                    for i in range(len(chunk)):
+                        self.wfile.write(chunk[i:i + 1])
+                        self.wfile.flush()
+                        time.sleep(server.trickle[self.path])
+                except OSError:
+                    pass  # the client went away
+                return
+            if self.path in server.truncate:
+                self.wfile.write(chunk[: len(chunk) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                return
             self.wfile.write(chunk)
             self.server.bytes_sent += len(chunk)  # type: ignore[attr-defined]
 
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ZipServer(("127.0.0.1", 0), Handler)
+    server = ZipServer((host, 0), Handler)
     if tls:
         import ssl
         import tempfile
@@ -112,4 +135,23 @@ def serve_dir(root: Path, tls: bool = False) -> tuple[ZipServer, str]:
         server.socket = context.wrap_socket(server.socket, server_side=True)
         server.ca_file = cert_file
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}"
+    return server, f"{'https' if tls else 'http'}://{host}:{server.server_address[1]}"
+
+
+def hanging_server() -> tuple[socket.socket, str]:
+    """A TCP listener that accepts connections and never answers; close it to stop."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            held.append(conn)
+
+    threading.Thread(target=accept, daemon=True).start()
+    return listener, f"127.0.0.1:{listener.getsockname()[1]}"

@@ -95,7 +95,7 @@ def test_json_is_stable(example_repo: Path) -> None:
 
 
 def test_github_escaping() -> None:
-    from tms_stack.check import _gh_escape_data, _gh_escape_prop
+    from tms_stack.commands.check import _gh_escape_data, _gh_escape_prop
 
     assert _gh_escape_data("50% of a\nline") == "50%25 of a%0Aline"
     assert _gh_escape_prop("a:b,c") == "a%3Ab%2Cc"

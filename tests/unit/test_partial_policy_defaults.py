@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.conftest import NOW, copy_example
-from tms_stack.check import run_check
-from tms_stack.resolve import effective_resources
+from tms_stack.commands.check import run_check
+from tms_stack.logic.resolve import effective_resources
 
 FULL_DEFAULT = "default: {cpu: 2, gpu: 1, systemMemory: 4Gi, sharedMemory: 256Mi, repositorySize: 2Gi}"
 FULL_MAXIMUM = "maximum: {cpu: 16, gpu: 4, systemMemory: 64Gi, sharedMemory: 2Gi, repositorySize: 100Gi}"

@@ -11,10 +11,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tms_stack.diagnostics import Diagnostic
-from tms_stack.loader import load_file
 from tms_stack.models import Lease
-from tms_stack.yamlio import _resolve_plain, parse
+from tms_stack.models.diagnostics import Diagnostic
+from tms_stack.repo.loader import load_file
+from tms_stack.repo.yamlio import _resolve_plain, parse
 
 DNS = st.from_regex(r"\A[a-z]([-a-z0-9]{0,20}[a-z0-9])?\Z")
 MODEL_NAME = st.from_regex(r"\A[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}\Z").filter(lambda s: s not in (".", ".."))
@@ -67,7 +67,7 @@ class _Dumper(yaml.SafeDumper):
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
     """Quote what a YAML 1.2 reader (ours) would not read back as this string, e.g. `00000008`,
     which PyYAML (YAML 1.1) writes plain but YAML 1.2 reads as the integer 8."""
-    from tms_stack.yamlio import _resolve_plain
+    from tms_stack.repo.yamlio import _resolve_plain
 
     style = None if _resolve_plain(value) == value and value.strip() == value else "'"
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
@@ -178,7 +178,7 @@ def test_mutated_repositories_never_crash_the_whole_check(file: str, mutations: 
     import tempfile
 
     from tests.conftest import NOW, copy_example
-    from tms_stack.check import run_check
+    from tms_stack.commands.check import run_check
 
     with tempfile.TemporaryDirectory() as tmp:
         repo = copy_example(Path(tmp) / "repo")
@@ -210,3 +210,33 @@ def test_timestamps_at_the_ends_of_the_calendar_end_in_clean_errors(tmp_path: Pa
     for ts in (b"0001-01-01T00:00:00+05:00", b"9999-12-31T23:59:59-05:00", b"0000-01-01T00:00:00Z",
                b"2026-13-01T00:00:00Z", b"2026-02-30", b"2026-01-01T24:00:00Z"):
         _assert_clean(tmp_path, head + b"  expires: " + ts + b"\n")
+
+
+# Every first character a non-string can start with has a non-string here, so dropping one from the
+# short cut's set fails the test below.
+_NOT_STRINGS = ["~", "", "null", "Null", "NULL", "true", "True", "TRUE", "false", "False", "FALSE", "0", "7", "+1",
+                "-1", "010", "0o17", "0x1F", ".5", "-1.5e3", "+.5E-3", "1.", ".inf", "-.Inf", "+.INF", ".nan",
+                ".NaN", ".NAN", "2026-01-01", "2026-1-2 3:04:05", "2026-01-01T00:00:00.5Z", "2026-01-01t00:00:00-05"]
+
+
+def _near(text: str, at: int, insert: str) -> str:
+    """A near miss of a non-string: one character inserted."""
+    return text[:at] + insert + text[at:]
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.one_of(st.text(max_size=30), st.sampled_from(_NOT_STRINGS),
+                 st.builds(_near, st.sampled_from(_NOT_STRINGS), st.integers(0, 30),
+                           st.sampled_from(list(" .:-_xeEZ0tT\t"))),
+                 st.integers(-(10**45), 10**45).map(str), st.floats().map(repr), st.datetimes().map(str),
+                 st.builds(lambda head, tail: head + tail,
+                           st.sampled_from(list("0123456789+-.~nNtTfFyYoO_ax:/ ") + ["0x", "0o", ".in", "2026-"]),
+                           st.text(alphabet=string.printable, max_size=20))))
+def test_plain_scalar_short_cut_agrees_with_the_patterns(text: str) -> None:
+    """_resolve_plain decides most scalars by their first character (issue 27): never differently
+    from the full YAML 1.2 pattern cascade."""
+    from tms_stack.repo.yamlio import _resolve_patterns
+
+    fast, full = _resolve_plain(text), _resolve_patterns(text)
+    assert type(fast) is type(full)
+    assert fast == full or (fast != fast and full != full)  # NaN

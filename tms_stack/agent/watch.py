@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tms_stack.desired import DESIRED_FILE
 from tms_stack.models.common import DNS1123
+from tms_stack.models.desired import DESIRED_FILE
 
 log = logging.getLogger("tms.agent.watch")
 BACKOFF_START, BACKOFF_MAX = 1.0, 60.0

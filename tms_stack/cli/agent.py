@@ -36,7 +36,8 @@ def write_key(path: Path) -> bool:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("agent-key")
+    # Hidden from `tms --help`: they run inside the pods, not at a user's prompt (docs/agent.md).
+    @app.command("agent-key", hidden=True)
     def agent_key(
         path: Annotated[Path, typer.Argument(help="file to create, in a memory emptyDir only this pod mounts")],
     ) -> None:
@@ -44,7 +45,7 @@ def register(app: typer.Typer) -> None:
         written = write_key(path)
         typer.echo(f"tms agent-key: {'wrote a new key to' if written else 'kept the key in'} {path}")
 
-    @app.command()
+    @app.command(hidden=True)
     def agent(
         desired: Annotated[Path, typer.Option(envvar="TMS_DESIRED", help="desired-models JSON (mounted ConfigMap)")]
         = Path("/etc/tms/desired/desired.json"),
@@ -66,8 +67,16 @@ def register(app: typer.Typer) -> None:
                                                            "the API server (the file is the fallback)")] = None,
         kube_api_dir: Annotated[Path | None, typer.Option(envvar="TMS_KUBE_API_DIR",
                                                           help="projected token, ca.crt and namespace")] = None,
+        fetch_workers: Annotated[int, typer.Option(envvar="TMS_FETCH_WORKERS", min=1, max=64,
+                                                   help="downloads at once")] = 4,
+        fetch_deadline: Annotated[float | None, typer.Option(envvar="TMS_FETCH_DEADLINE",
+                                                             help="seconds one download may take "
+                                                                  "(default: the load timeout)")] = None,
+        read_timeout: Annotated[float, typer.Option(envvar="TMS_READ_TIMEOUT",
+                                                    help="seconds one read from a source may wait")] = 30.0,
     ) -> None:
         """Run beside Triton: fetch, load, unload and recover the desired models; serve /ready and /metrics."""
+        # lazy: the agent's runtime (model sources, requests, boto3) only runs in the pod, not in `tms`
         from tms_stack.agent.runner import Agent, AgentConfig
         from tms_stack.agent.server import serve
         from tms_stack.agent.watch import ConfigMapWatch, access_from_env
@@ -79,7 +88,8 @@ def register(app: typer.Typer) -> None:
         # The key is read from the pod's own file only (an environment is readable by child processes).
         key = repo_key_file.read_text().strip() if repo_key_file else None
         cfg = AgentConfig(desired, model_dir, triton_url, key, port, interval, repository_size,
-                          load_timeout=load_timeout, first_pass_readiness=readiness == "first-pass")
+                          load_timeout=load_timeout, first_pass_readiness=readiness == "first-pass",
+                          fetch_workers=fetch_workers, fetch_deadline=fetch_deadline, read_timeout=read_timeout)
         if configmap is not None and not DNS1123.fullmatch(configmap):
             raise typer.BadParameter(f"{configmap!r}: not a Kubernetes object name", param_hint="TMS_DESIRED_CONFIGMAP")
         access = access_from_env(configmap, kube_api_dir)
@@ -93,6 +103,6 @@ def register(app: typer.Typer) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
         try:
-            runner.run(stop)
+            runner.run(stop)  # returns after SIGTERM, downloads aborted and their files removed
         finally:
             server.shutdown()

@@ -11,6 +11,8 @@ import typer
 from tms_stack.cli.common import (
     EXIT_USAGE,
     OutputOpt,
+    WaitOpt,
+    resolve_root,
 )
 from tms_stack.cli.common import (
     PorcelainOpt as Porcelain,
@@ -23,13 +25,15 @@ from tms_stack.cli.tmsctl import (
     Target,
     commit_hint,
     edit,
+    edit_root,
     emit,
     fail,
-    find_root,
     load,
     no_target,
     porcelain_word,
 )
+from tms_stack.models.policies import _image as validate
+from tms_stack.repo.yamlio import dump_rt, load_rt
 
 allow_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="The Triton image allowlist.")
 
@@ -58,8 +62,6 @@ def _images(data: object) -> list:  # type: ignore[type-arg]
 
 
 def _image(image: str) -> str:
-    from tms_stack.models.policies import _image as validate
-
     try:
         return validate(image)
     except ValueError as exc:
@@ -68,13 +70,12 @@ def _image(image: str) -> str:
 
 @allow_app.command("add")
 def allow_add(image: str, root: Root = None, porcelain: Porcelain = False, output: OutputOpt = "text",
-              target: Target = None) -> None:
+              target: Target = None, wait: WaitOpt = None) -> None:
     """Allow a Triton image; an image already allowed is left as it is (TMS: no change)."""
-    from tms_stack.yamlio import dump_rt, load_rt
 
     no_target(target)
-    root = find_root(root)
     image = _image(image)
+    root = edit_root(root, wait)
     path = _allowlist(root)
     data, rt = load_rt(path)
     images = _images(data)
@@ -92,12 +93,11 @@ def allow_add(image: str, root: Root = None, porcelain: Porcelain = False, outpu
 
 @allow_app.command("rm")
 def allow_rm(image: str, root: Root = None, porcelain: Porcelain = False, output: OutputOpt = "text",
-             target: Target = None) -> None:
+             target: Target = None, wait: WaitOpt = None) -> None:
     """Disallow an image; refused while a lease or pool uses it (the edit must pass check)."""
-    from tms_stack.yamlio import dump_rt, load_rt
 
     no_target(target)
-    root = find_root(root)
+    root = edit_root(root, wait)
     path = _allowlist(root)
     data, rt = load_rt(path)
     images = _images(data)
@@ -117,7 +117,7 @@ def allow_list(root: Root = None, porcelain: Porcelain = False, output: OutputOp
                ) -> None:
     """The images leases and pools may use, one per line (as tmsctl prints them)."""
     no_target(target)
-    spec = load(find_root(root)).allowlist.spec
+    spec = load(resolve_root(root)).allowlist.spec
     emit(output, porcelain,
          lambda: [i + ("  (default)" if verbose and i == spec.default else "") for i in spec.images],
          lambda: [porcelain_word("image", i) + (" default:true" if i == spec.default else "") for i in spec.images],

@@ -4,33 +4,43 @@ Command groups live in sibling modules and are registered explicitly in `tms_sta
 
 from __future__ import annotations
 
+import subprocess
 import sys
+import tempfile
 from datetime import UTC, datetime
 from enum import Enum
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from tms_stack.cli.common import TmsGroup, _remember_output, as_format
-from tms_stack.cli.common import find_root as _find_root
+from tms_stack import __version__
+from tms_stack.cli.common import TmsGroup, _remember_output, as_format, walk_up_to_root
+from tms_stack.commands.admin_changes import changed_files_git
+from tms_stack.commands.check import FORMATTERS, load_base, parse_cache, run_check
+from tms_stack.commands.plan import checkout_base
+from tms_stack.rules.context import BASE_REF
 
 # cls=TmsGroup: no user error leaves as a traceback (tms_stack/cli/common.py); rich tracebacks off
 # so that a real bug prints a plain one that can be pasted into an issue.
 # rich_markup_mode=None: click's plain help, which wraps help text but never cuts an option name
 # (rich's tables cut `--autoscaling-metric-...` at 80 columns).
 app = typer.Typer(no_args_is_help=True, cls=TmsGroup, pretty_exceptions_enable=False, rich_markup_mode=None,
-                  context_settings={"max_content_width": 100},
+                  context_settings={"max_content_width": 100, "help_option_names": ["-h", "--help"]},
                   help="GitOps for NVIDIA Triton fleets: leases, pools and policies as YAML in git.")
+
+
+def _version_line() -> str:
+    try:
+        return f"tms {version('tms-stack')}"
+    except PackageNotFoundError:
+        return f"tms {__version__} (not installed as a package)"
 
 
 def _version(value: bool) -> None:
     if value:
-        from importlib.metadata import PackageNotFoundError, version
-        try:
-            typer.echo(f"tms {version('tms-stack')}")
-        except PackageNotFoundError:
-            typer.echo("tms (not installed as a package)")
+        typer.echo(_version_line())
         raise typer.Exit(0)
 
 
@@ -40,6 +50,14 @@ def _root(
                                           help="print the version and exit")] = False,
 ) -> None:
     """GitOps for NVIDIA Triton fleets: leases, pools and policies as YAML in git."""
+
+
+@app.command("version")
+def version_cmd() -> None:
+    """Print the version of tms-stack (same as tms --version).
+
+    Example: tms version"""
+    typer.echo(_version_line())
 
 
 class Format(str, Enum):
@@ -55,8 +73,10 @@ def parse_now(value: str | None) -> datetime | None:
     try:
         ts = datetime.fromisoformat(text)
     except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a time: use ISO 8601 UTC, e.g. 2026-12-01T18:00:00Z") from None
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+        raise typer.BadParameter(f"{value!r} is not a time: use ISO 8601, e.g. 2026-12-01T18:00:00Z or 2026-12-01T23:30:00+05:30") from None
+    # An offset is honoured and the time converted to UTC, so everything written from it (a renewal's
+    # `expires`) is the same instant with a `Z` (issue 22: 21:30+05:00 was written as 21:30Z).
+    return (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def _repo_root(paths: list[Path]) -> tuple[Path, list[str]]:
@@ -65,9 +85,8 @@ def _repo_root(paths: list[Path]) -> tuple[Path, list[str]]:
         return paths[0], []
     # The repository is the nearest folder up from here (or from the first path) with leases/,
     # pools/ or policies/, so `tms check fraud.yaml` works from inside leases/ too.
-    find_root = _find_root
     first = paths[0].resolve() if paths else Path.cwd()
-    root = find_root(Path.cwd().resolve()) or find_root(first if first.is_dir() else first.parent)
+    root = walk_up_to_root(Path.cwd().resolve()) or walk_up_to_root(first if first.is_dir() else first.parent)
     if root is None:
         # "OK: 0 leases" in the wrong folder would pass a CI job that checks nothing.
         raise typer.BadParameter(f"no leases/, pools/ or policies/ folder in {first} or above: "
@@ -91,21 +110,67 @@ def check(
     output: Annotated[str | None, typer.Option(
         "--output", "-o", metavar="text|json", callback=_remember_output, show_default=False,
         help="output format, same as --format (json: docs/check-json.md)")] = None,
+    base_dir: Annotated[Path | None, typer.Option(
+        "--base-dir", metavar="DIR", help="judge against the base checked out at DIR (the trusted review): the lock "
+        "must be the one derived from its lock, budget findings name what changed, compiled files and "
+        "environments are refused")] = None,
+    base: Annotated[str | None, typer.Option(
+        "--base", metavar="REF", help="judge against this git ref of the repository (with --base-dir: only how "
+        "messages name the base; default origin/main)")] = None,
+    no_cache: Annotated[bool, typer.Option(
+        "--no-cache", help="parse every file, neither reading nor writing the parse cache (docs/review.md; "
+        "also TMS_CACHE=off)")] = False,
+    report: Annotated[list[str] | None, typer.Option(
+        "--report", metavar="FORMAT:FILE", help="also write the findings in FORMAT (text, github, json) to FILE, "
+        "from the same check (repeatable; the trusted review writes all three at once)")] = None,
 ) -> None:
     """Validate every lease, pool and policy. Exit 0 clean, 1 violations, 2 unreadable input.
 
-    Examples: tms check | tms check leases/fraud-detector.yaml | tms check -o json"""
-    from tms_stack.check import FORMATTERS, run_check
+    Examples: tms check | tms check leases/fraud-detector.yaml | tms check -o json |
+    tms check pr --base-dir base --base origin/main"""
 
     if output is not None:
         format = Format(as_format(output).value)
 
+    reports: list[tuple[str, Path]] = []
+    for spec in report or []:
+        kind, sep, target = spec.partition(":")
+        if not sep or kind not in FORMATTERS or not target:
+            raise typer.BadParameter(f"{spec!r}: write FORMAT:FILE, FORMAT one of {', '.join(FORMATTERS)}",
+                                     param_hint="--report")
+        reports.append((kind, Path(target)))
     root, only = _repo_root(paths or [])
     progress = None
     if format is Format.text and sys.stderr.isatty():
         def progress(done: int, total: int) -> None:
             if total >= 1000:
                 print(f"\rloading {done}/{total} files", end="" if done < total else "\n", file=sys.stderr)
-    result = run_check(root, parse_now(now), only, progress)
+    label = base or "origin/main"
+    if not BASE_REF.fullmatch(label):
+        raise typer.BadParameter(f"{label!r} is not a git ref (letters, digits and . _ / @ ^ ~ -)", param_hint="--base")
+    cache = parse_cache(not no_cache)
+    read = cache.read if cache else None
+    with tempfile.TemporaryDirectory(prefix="tms-check-base-") as scratch:
+        judged = None
+        if base_dir is not None:
+            if not base_dir.is_dir():
+                raise typer.BadParameter(f"{base_dir}: no such folder", param_hint="--base-dir")
+            judged = load_base(root.resolve(), base_dir.resolve(), label, read=read)
+        elif base is not None:
+            # The base as a ref of this repository: its files from git, the changed paths from git.
+            known = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}"], cwd=root,
+                                   capture_output=True)
+            if known.returncode != 0:
+                raise typer.BadParameter(f"{base}: not a commit of the repository at {root}", param_hint="--base")
+            checkout_base(root, base, Path(scratch))
+            judged = load_base(root.resolve(), Path(scratch), base, changed_files_git(root, base), read=read)
+        result = run_check(root, parse_now(now), only, progress, judged, read=read)
+    if cache:
+        cache.save()
+    for kind, file in reports:
+        try:
+            file.write_text(FORMATTERS[kind](result) + "\n")
+        except OSError as exc:
+            raise typer.BadParameter(f"{file}: {exc.strerror or exc}", param_hint="--report") from None
     typer.echo(FORMATTERS[format.value](result))
     raise typer.Exit(result.exit_code)

@@ -21,20 +21,22 @@ from typer._click.core import Context
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
-from tms_stack.diagnostics import TmsError
+from tms_stack.models.diagnostics import ExitCode, TmsError
+from tms_stack.repo.stack import load_stack_settings, shard_declarations, stack_names
 
 # Exit codes: the one table is docs/cli.md; keep both in step.
-EXIT_OK = 0  # done, or check found nothing
-EXIT_FINDINGS = 1  # policy findings (check, plan), or a refused edit that check would flag
-EXIT_USAGE = 2  # usage error or unreadable input (bad option, broken YAML, unknown stack, git refused)
-EXIT_CONFLICT = 3  # conflict: the thing already exists, or the change races another
+# The one exit-code table is models/diagnostics.py's ExitCode; these names are its members.
+EXIT_OK = ExitCode.OK
+EXIT_FINDINGS = ExitCode.FINDINGS
+EXIT_USAGE = ExitCode.USAGE
+EXIT_CONFLICT = ExitCode.CONFLICT
 
 REPO_DIRS = ("leases", "pools", "policies")
 
 
 # --- repository root ---------------------------------------------------------------------------
 
-def find_root(start: Path) -> Path | None:
+def walk_up_to_root(start: Path) -> Path | None:
     """The nearest folder from `start` up with leases/, pools/ or policies/ (like git finds .git)."""
     start = start.resolve()
     return next((d for d in (start, *start.parents) if any((d / sub).is_dir() for sub in REPO_DIRS)), None)
@@ -53,12 +55,17 @@ def resolve_root(explicit: Path | None = None) -> Path:
             raise UsageError(f"--root {explicit}: not a tms-stack repository "
                              "(no leases/, pools/ or policies/ folder)")
         return explicit
-    found = find_root(Path.cwd())
+    found = walk_up_to_root(Path.cwd())
     if found is None:
         raise UsageError(f"no leases/, pools/ or policies/ folder in {Path.cwd()} or above: "
                          "run tms inside a tms-stack repository, or pass --root")
     return found
 
+
+WaitOpt = Annotated[float | None, typer.Option(
+    "--wait", metavar="SECONDS", min=0, show_default=False,
+    help="when another tms command is editing the repository, wait this long for it (default: "
+         "$TMS_LOCK_WAIT, else 0: refuse at once, exit 3)")]
 
 RootOpt = Annotated[Path | None, typer.Option(
     "--root", metavar="DIR", show_default=False,
@@ -67,14 +74,30 @@ RootOpt = Annotated[Path | None, typer.Option(
 
 # --- stacks --------------------------------------------------------------------------------------
 
+def complete_stacks(incomplete: str) -> list[str]:
+    """Shell completion of `--stack`: the stack files of the repository the shell is in (file
+    names only: a completion runs on every TAB). Leases and pools: cli/complete.py."""
+    root = walk_up_to_root(Path.cwd()) or Path.cwd()
+    return sorted(n for n in stack_names(root) if n.startswith(incomplete))
+
+
 StackOpt = Annotated[str | None, typer.Option(
-    "--stack", metavar="NAME", show_default=False,
+    "--stack", metavar="NAME", show_default=False, autocompletion=complete_stacks,
     help="stack name: reads Pulumi.NAME.yaml (default: the only stack file)")]
+
+
+def require_stack(root: Path, stack: str | None) -> None:
+    """An unknown `--stack` is a usage error (exit 2) in every command, before any work: `tms plan`
+    once exited 0 with the error inside its markdown, `tms render` exited 1 (issue 26)."""
+    if stack is None:
+        return
+    names = stack_names(root)
+    if stack not in names and stack not in shard_declarations(root):
+        fail(f"--stack {stack}: no Pulumi.{stack}.yaml (stacks here: {', '.join(names) or 'none'})", EXIT_USAGE)
 
 
 def stack_settings(root: Path, stack: str | None):  # type: ignore[no-untyped-def]
     """Namespace and cluster settings of the stack (`StackSettings`); defaults without a stack file."""
-    from tms_stack.stack import load_stack_settings
 
     return load_stack_settings(root, stack)
 
@@ -186,12 +209,9 @@ def _one_line(text: str, limit: int = 3) -> str:
 
 def describe(exc: BaseException) -> tuple[str, int] | None:
     """(message, exit code) for an error a user caused; None for a bug (which keeps its traceback)."""
-    from tms_stack.diagnostics import UnreadableInput
 
-    if isinstance(exc, UnreadableInput):
-        return _one_line(str(exc)), EXIT_USAGE
     if isinstance(exc, TmsError):
-        return _one_line(str(exc)), EXIT_USAGE
+        return _one_line(str(exc)), exc.exit_code
     if isinstance(exc, subprocess.CalledProcessError):
         # Show git's own words (e.g. "fatal: invalid reference: nope"), not "returned 128".
         err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
@@ -300,7 +320,8 @@ def _readable_types() -> None:
     nothing for flags, TEXT/INTEGER/PATH, and `TEXT...` for repeatable options."""
     from typer import core
 
-    names = {"str": "TEXT", "int": "INTEGER", "float": "NUMBER", "path": "PATH", "datetime": "TIME"}
+    names = {"str": "TEXT", "int": "INTEGER", "float": "NUMBER", "path": "PATH", "datetime": "TIME",
+             "int range": "INTEGER", "float range": "NUMBER"}  # the range itself is shown as [x>=1]
 
     def readable(label: str | None) -> str | None:
         if label is None:

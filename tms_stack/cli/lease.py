@@ -15,11 +15,16 @@ from typing import Annotated, Any
 
 import typer
 
+from tms_stack import API_VERSION
+from tms_stack.cli.app import parse_now
 from tms_stack.cli.common import (
     EXIT_CONFLICT,
     EXIT_USAGE,
     OutputOpt,
     StackOpt,
+    WaitOpt,
+    require_stack,
+    resolve_root,
     wants_json,
 )
 from tms_stack.cli.common import (
@@ -28,34 +33,43 @@ from tms_stack.cli.common import (
 from tms_stack.cli.common import (
     RootOpt as Root,
 )
+from tms_stack.cli.complete import LeaseArg
+from tms_stack.cli.leasestatus import show
 from tms_stack.cli.tmsctl import (
     EXIT_REFUSED,
     Target,
     commit_hint,
     default_owner,
     edit,
+    edit_root,
     emit,
     fail,
-    find_root,
+    lease_path,
     load,
+    namespace_of,
     no_target,
     porcelain_word,
     table,
     unreadable_message,
     valid_lease,
 )
-from tms_stack.diagnostics import TmsError
+from tms_stack.commands.edits import dump_yaml, node_class_option, parse_resources
+from tms_stack.commands.lease import timestamp, triton_host
+from tms_stack.commands.prune_apply import rewrite_expires
+from tms_stack.logic.resolve import pool_node_class
+from tms_stack.models import units
+from tms_stack.models.diagnostics import TmsError
+from tms_stack.outside.status import ClusterUnreachable, ClusterView, assess, read_deployments
+from tms_stack.render import instance_of
+from tms_stack.repo.leasefiles import new_lease_path
+from tms_stack.repo.lockfile import read_lock
+from tms_stack.repo.stack import load_stack_settings
 
 lease_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Leases: models on a Triton, until they expire.")
 
 
 def register(app: typer.Typer) -> None:
-    from tms_stack.cli import allowlist, leasename, leasestatus
-
-    leasename.register(lease_app)
-    leasestatus.register(lease_app)
     app.add_typer(lease_app, name="lease")
-    allowlist.register(app)
     # tmsctl: `tmsctl leases` is `tmsctl lease list`.
     app.command("leases", help="Same as `tms lease list`.")(list_)
 
@@ -69,20 +83,6 @@ class MetricState(str, Enum):
 METRICS = {"cpu-utilization": "cpuUtilization", "gpu-utilization": "gpuUtilization",
            "queue-time": "queueTime", "queue-time-percentage": "queueTimePercentage"}
 MODEL_KEYS = ("name", "uri", "count", "backend")
-
-
-def lease_path(root: Path, name: str) -> Path:
-    """leases/<name>.yaml; the name is validated (core: member_path) before any file is touched."""
-    from tms_stack.loader import member_path
-
-    try:
-        return member_path(root, "leases", name)
-    except TmsError as exc:
-        fail(f"refused: {exc}", EXIT_REFUSED)
-
-
-def _ts(t: datetime | None) -> str | None:
-    return f"{t:%Y-%m-%dT%H:%M:%SZ}" if t else None
 
 
 def parse_model(text: str) -> dict[str, Any]:
@@ -117,26 +117,6 @@ def generated_name(model_name: str, taken: set[str]) -> str:
     while name in taken:
         name, n = f"{base}-{n}", n + 1
     return name
-
-
-def _namespace(root: Path, strict: bool = False) -> str | None:
-    """The only stack's namespace; None with several stack files (the host is then shown without
-    one). An unreadable stack file is an error where the namespace matters (`strict`: a listing
-    that reads the cluster), else the host goes without it (a verb that only wrote a file)."""
-    from tms_stack.stack import _stacks, load_stack_settings
-
-    if len(_stacks(root)) > 1:
-        return None
-    try:
-        return load_stack_settings(root).namespace
-    except TmsError as exc:
-        if strict:
-            fail(str(exc), EXIT_USAGE)
-        return None
-
-
-def triton_host(name: str, namespace: str | None) -> str:
-    return f"{name}.{namespace}.svc.cluster.local" if namespace else name
 
 
 def _metric_options(states: dict[str, MetricState | None], thresholds: dict[str, str | None]) -> dict[str, Any]:
@@ -212,22 +192,23 @@ def create(
                                 help="cpu=N;gpu=N;system-memory=..;shared-memory=..;repository-size=..")] = None,
     triton_pool: Annotated[str | None, typer.Option("--triton-pool", "-p", help="share a pool (needs --quota)")] = None,
     quota: Annotated[int | None, typer.Option("--quota", help="quota taken on one pool instance (needs -p)")] = None,
+    node_class: Annotated[str | None, typer.Option("--node-class", metavar="CLASS",
+                                                   help="a node class of the policies (e.g. a100, a MIG profile); "
+                                                   "with -p: the class the pool must run on; default: the "
+                                                   "stack's")] = None,
     alias: Annotated[list[str] | None, typer.Option("--alias", help="a lease name (DNS alias); repeatable")] = None,
     root: Root = None, porcelain: Porcelain = False, output: OutputOpt = "text", target: Target = None,
-    now: Annotated[str | None, typer.Option(hidden=True)] = None,
+    now: Annotated[str | None, typer.Option(hidden=True)] = None, wait: WaitOpt = None,
 ) -> None:
     """Write leases/<name>.yaml (checked before it is written); prints the lease as tmsctl does."""
     from ruamel.yaml.scalarstring import PlainScalarString
 
-    from tms_stack import units
-    from tms_stack.cli.app import parse_now
-    from tms_stack.edits import dump_yaml, parse_resources
 
     no_target(target)
     if not model:
         fail("at least one -m/--model name=<model>,uri=<uri> is required (tmsctl: --model is required)")
-    root = find_root(root)
     models = [parse_model(m) for m in model]
+    root = edit_root(root, wait)
     repo = load(root)
     states = {"cpu-utilization": cpu, "gpu-utilization": gpu, "queue-time": qt, "queue-time-percentage": qtp}
     thresholds = {"cpu-utilization": cpu_t, "gpu-utilization": gpu_t, "queue-time": qt_t,
@@ -255,6 +236,10 @@ def create(
         if given:
             fail(f"{' and '.join(given)} without --auto-renew: these set how auto-renewal works, which this "
                  "lease would not have. Add --auto-renew (to renew by hand: tms lease renew --duration)")
+    try:
+        node_class = node_class_option(repo.limits.spec.nodeClasses, node_class)
+    except TmsError as exc:
+        fail(str(exc))
     moment = parse_now(now) or datetime.now(UTC)
     try:
         length = units.parse_duration(duration or repo.limits.spec.leases.duration.default)
@@ -262,15 +247,20 @@ def create(
         fail(f"--duration {duration}: {exc}")
     expires = (moment + length).replace(microsecond=0)
     # Every file stem counts, broken files too: a generated name must never overwrite one.
-    taken = {p.stem for p in (root / "leases").glob("*")} | set(repo.leases)
+    taken = {p.stem for p in (*(root / "leases").glob("*"), *(root / "leases").glob("*/*"))} | set(repo.leases)
     taken |= {a for lease in repo.all_leases() for a in lease.spec.names}
     if name is None:
         name = generated_name(models[0]["name"], taken)
-    elif (lease_path(root, name)).exists():
-        fail(f"lease {name!r} exists already (leases/{name}.yaml): renew it with `tms lease renew {name}`",
-             EXIT_CONFLICT)
+    elif (existing := lease_path(root, name)).exists():
+        fail(f"lease {name!r} exists already ({existing.relative_to(root).as_posix()}): renew it with "
+             f"`tms lease renew {name}`", EXIT_CONFLICT)
     lease_owner = default_owner(root, owner)
-    spec: dict[str, Any] = {"models": models, "expires": PlainScalarString(_ts(expires) or "")}
+    try:
+        # In the by-owner layout the file goes into leases/<owner>/, where CODEOWNERS asks its team.
+        target_path = new_lease_path(root, name, lease_owner, repo.limits.spec.leaseLayout)
+    except TmsError as exc:
+        fail(f"refused: {exc}", EXIT_REFUSED)
+    spec: dict[str, Any] = {"models": models, "expires": PlainScalarString(timestamp(expires) or "")}
     if auto_renew:
         renew: dict[str, Any] = {}
         if activity_window:
@@ -280,10 +270,17 @@ def create(
         spec["autoRenew"] = renew
     if alias:
         spec["names"] = list(alias)
+    bespoke_flags = bool(triton_image or triton_resources or autoscaling)
+    if not triton_pool and not bespoke_flags:
+        # TMS `shareTriton.byDefault`, applied here where the lease is made and written into its file:
+        # turning it on later never moves a lease that exists (docs/tmsctl.md).
+        triton_pool, quota = _shared_by_default(root, repo, node_class)
     if triton_pool:
         # Pool names are case-insensitive (TMS): write the pool's own spelling.
         canonical = next((p.name for p in repo.all_pools() if p.name.lower() == triton_pool.lower()), triton_pool)
         spec["pool"] = {"name": canonical, "quota": quota}
+        if node_class:
+            spec["pool"]["nodeClass"] = node_class
     else:
         triton: dict[str, Any] = {}
         if triton_image:
@@ -303,16 +300,35 @@ def create(
             if metrics:
                 auto["metrics"] = metrics
             triton["autoscaling"] = auto
+        if node_class:
+            triton["nodeClass"] = node_class
         if triton:
             spec["triton"] = triton
-    doc = {"apiVersion": "tms-stack/v1", "kind": "Lease", "metadata": {"name": name, "owner": lease_owner},
+    doc = {"apiVersion": API_VERSION, "kind": "Lease", "metadata": {"name": name, "owner": lease_owner},
            "spec": spec}
     # ruamel quotes a string that looks like a timestamp; unquoted, YAML reads it as one (as intended).
     text = re.sub(r"^(\s*expires: )'([0-9TZ:-]+)'$", r"\1\2", dump_yaml(doc), flags=re.M)
-    written = edit(root, {lease_path(root, name): text})
-    from tms_stack.cli.leasestatus import show
+    written = edit(root, {target_path: text})
 
     show(root, name, "Pending", written=written, porcelain=porcelain, output=output)
+
+
+def _shared_by_default(root: Path, repo: Any, node_class: str | None) -> tuple[str | None, int | None]:
+    """(pool, quota) when the admin shares Tritons by default (TMS `shareTriton.byDefault`) and the
+    default pool runs on the class asked for (any, when none is asked for); else (None, None)."""
+    pools = repo.limits.spec.pools
+    if not pools.byDefault or not pools.defaultPool:
+        return None, None
+    pool = next((p for p in repo.all_pools() if p.name == pools.defaultPool), None)
+    default_class = None
+    if node_class and pool is not None:
+        try:
+            default_class = load_stack_settings(root).defaultNodeClass
+        except TmsError:
+            default_class = None  # several or broken stack files: the pool's own class decides
+    if node_class and (pool is None or pool_node_class(pool, default_class) != node_class):
+        return None, None  # the default pool is not on that class: a Triton of its own
+    return pools.defaultPool, pools.defaultQuota
 
 
 @lease_app.command("list")
@@ -326,25 +342,21 @@ def list_(root: Root = None, porcelain: Porcelain = False, output: OutputOpt = "
           stack: StackOpt = None,
           now: Annotated[str | None, typer.Option(hidden=True)] = None) -> None:
     """Leases in leases/, soonest expiry first, with their State (one cluster read for all)."""
-    from tms_stack.cli.app import parse_now
-    from tms_stack.lockfile import read_lock
-    from tms_stack.render import instance_of
-    from tms_stack.status import ClusterUnreachable, ClusterView, assess, read_deployments
 
     no_target(target)
-    root = find_root(root)
+    root = resolve_root(root)
     # Unreadable files do not hide the readable leases, and are never skipped silently: the list,
     # then one `error:` line naming the file, exit 2 (docs/cli.md).
     repo = load(root, tolerate=True)
     moment = parse_now(now) or datetime.now(UTC)
+    require_stack(root, stack)
     if stack is not None:
-        from tms_stack.stack import load_stack_settings
         try:
             namespace: str | None = load_stack_settings(root, stack).namespace
         except TmsError as exc:
             fail(str(exc), EXIT_USAGE)
     else:
-        namespace = _namespace(root, strict=True)
+        namespace = namespace_of(root, strict=True)
         if namespace is None:  # several stack files: which cluster namespace is unknown; say so
             typer.echo("note: several stack files: State from the files only (Expired, else Unknown); "
                        "choose one with --stack to read its namespace", err=True)
@@ -369,7 +381,7 @@ def list_(root: Root = None, porcelain: Porcelain = False, output: OutputOpt = "
         return assess(lease.spec.expires, moment, ClusterView(deployments.get(name)))[0]
 
     rows = sorted(({"lease": lease.name, "state": state(lease),
-                    "expires": _ts(lease.spec.expires), "triton": triton_host(lease.name, namespace),
+                    "expires": timestamp(lease.spec.expires), "triton": triton_host(lease.name, namespace),
                     "owner": lease.metadata.owner, "pool": lease.spec.pool.name if lease.spec.pool else None,
                     "models": [m.name for m in lease.spec.models], "names": list(lease.spec.names)}
                    for lease in leases), key=lambda r: (r["expires"], r["lease"]))
@@ -393,19 +405,16 @@ def list_(root: Root = None, porcelain: Porcelain = False, output: OutputOpt = "
 
 
 @lease_app.command("renew")
-def renew(name: str,
+def renew(name: LeaseArg,
           duration: Annotated[str | None, typer.Option(help="from now; default: the lease's renewal duration")] = None,
           force: Annotated[bool, typer.Option("--force", help="allow moving the expiry earlier")] = False,
           root: Root = None, porcelain: Porcelain = False, output: OutputOpt = "text", target: Target = None,
-          now: Annotated[str | None, typer.Option(hidden=True)] = None) -> None:
+          now: Annotated[str | None, typer.Option(hidden=True)] = None, wait: WaitOpt = None) -> None:
     """Extend `expires` by the lease's renewal duration (autoRenew.renewalDuration, else the
     admin default); only that line of the file changes. Never shortens without --force."""
-    from tms_stack import units
-    from tms_stack.cli.app import parse_now
-    from tms_stack.prune import rewrite_expires
 
     no_target(target)
-    root = find_root(root)
+    root = edit_root(root, wait)
     path = lease_path(root, name)
     if not path.exists():
         fail(f"no lease {name!r} (leases/{name}.yaml does not exist)", EXIT_REFUSED)
@@ -419,23 +428,31 @@ def renew(name: str,
     except ValueError as exc:
         fail(f"--duration {duration}: {exc}")
     if new < lease.spec.expires and not force:
-        fail(f"renewing {name} by {length_text} from now ({_ts(new)}) would move its expiry earlier than "
-             f"{_ts(lease.spec.expires)}: nothing to do (use --force to shorten it)", EXIT_REFUSED)
-    written = edit(root, {path: rewrite_expires(path.read_text(), new)})
-    data = {"lease": name, "state": "Valid", "expires": _ts(new), "renewalDuration": str(length_text),
+        fail(f"renewing {name} by {length_text} from now ({timestamp(new)}) would move its expiry earlier than "
+             f"{timestamp(lease.spec.expires)}: nothing to do (use --force to shorten it)", EXIT_REFUSED)
+    try:
+        text = rewrite_expires(path.read_text(encoding="utf-8"), new)
+    except ValueError as exc:
+        fail(f"leases/{name}.yaml: {exc}", EXIT_REFUSED)
+    written = edit(root, {path: text})
+    # No state: renewing edits a file. Whether the lease is Valid is known only once the change is
+    # merged and deployed (`tms lease status`); tmsctl's "[Valid]" came from a server that knew.
+    data = {"lease": name, "state": None, "expires": timestamp(new), "renewalDuration": str(length_text),
             "written": [str(p) for p in written]}
     emit(output, porcelain,
-         lambda: [f"Renewed lease {name} [Valid]", f"Expires: {_ts(new)}", commit_hint(root, written)],
-         lambda: [f"{porcelain_word('lease', name)} state:Valid {porcelain_word('expires', _ts(new))}"],
+         lambda: [f"Renewed lease {name}", f"Expires: {timestamp(new)}",
+                  f"State: see `tms lease status {name}` once the change is merged and deployed",
+                  commit_hint(root, written)],
+         lambda: [f"{porcelain_word('lease', name)} {porcelain_word('expires', timestamp(new))}"],
          lambda: data)
 
 
 @lease_app.command("release")
-def release(name: str, root: Root = None, porcelain: Porcelain = False, output: OutputOpt = "text",
-            target: Target = None) -> None:
+def release(name: LeaseArg, root: Root = None, porcelain: Porcelain = False, output: OutputOpt = "text",
+            target: Target = None, wait: WaitOpt = None) -> None:
     """Delete the lease file (its names go with it)."""
     no_target(target)
-    root = find_root(root)
+    root = edit_root(root, wait)
     path = lease_path(root, name)
     if not path.exists():
         fail(f"no lease {name!r} (leases/{name}.yaml does not exist)", EXIT_REFUSED)

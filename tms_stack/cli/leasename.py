@@ -15,6 +15,8 @@ import typer
 from tms_stack.cli.common import (
     EXIT_CONFLICT,
     OutputOpt,
+    WaitOpt,
+    resolve_root,
 )
 from tms_stack.cli.common import (
     OutputFormat as Output,
@@ -30,15 +32,17 @@ from tms_stack.cli.tmsctl import (
     Target,
     commit_hint,
     edit,
+    edit_root,
     emit,
     fail,
-    find_root,
+    lease_path,
     load,
     no_target,
     porcelain_word,
     table,
     valid_lease,
 )
+from tms_stack.repo.yamlio import dump_rt, load_rt
 
 name_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Lease names: stable DNS aliases that can move.")
 Args = Annotated[list[str] | None, typer.Argument(help="positional form, as tmsctl")]
@@ -51,7 +55,6 @@ def register(lease_app: typer.Typer) -> None:
 def _names_edit(root: Path, lease: str, add: str | None = None, remove: str | None = None) -> str:
     from ruamel.yaml.comments import CommentedSeq
 
-    from tms_stack.yamlio import dump_rt, load_rt
 
     path = _lease_file(root, lease)
     valid_lease(load(root), lease)  # the file's shape is known below (spec, expires)
@@ -73,8 +76,6 @@ def _names_edit(root: Path, lease: str, add: str | None = None, remove: str | No
 
 
 def _lease_file(root: Path, name: str) -> Path:
-    from tms_stack.cli.lease import lease_path
-
     path = lease_path(root, name)
     if not path.exists():
         fail(f"no lease {name!r} (leases/{name}.yaml does not exist)", EXIT_REFUSED)
@@ -107,13 +108,13 @@ def name_create(args: Args = None,
                 name: Annotated[str | None, typer.Option("--name")] = None,
                 lease: Annotated[str | None, typer.Option("--lease", "-l")] = None,
                 root: Root = None, porcelain: Porcelain = False, output: OutputOpt = "text",
-                target: Target = None) -> None:
+                target: Target = None, wait: WaitOpt = None) -> None:
     """`create <name> <lease>`: give a lease a name (a Service named like it)."""
     no_target(target)
     alias, lease_id = _positional(args, ("--name", name), ("--lease", lease))
     if alias is None or lease_id is None:
         fail("usage: tms lease name create <name> <lease> (or --name/--lease)")
-    root = find_root(root)
+    root = edit_root(root, wait)
     holder = _holder(root, alias)
     if holder is not None:
         fail(f"the name {alias!r} already refers to lease {holder}: move it with "
@@ -130,7 +131,7 @@ def name_move(args: Args = None,
               target_lease: Annotated[str | None, typer.Option("--target-lease")] = None,
               force: Annotated[bool, typer.Option("--force", help="whatever lease it refers to now")] = False,
               root: Root = None, porcelain: Porcelain = False, output: OutputOpt = "text",
-              target: Target = None) -> None:
+              target: Target = None, wait: WaitOpt = None) -> None:
     """`move <name> <source-lease> <target-lease>` (or `<name> <target-lease> --force`)."""
     no_target(target)
     if force and source_lease is None:
@@ -142,7 +143,7 @@ def name_move(args: Args = None,
     if alias is None or dest is None or (source is None and not force):
         fail("usage: tms lease name move <name> <source-lease> <target-lease> "
              "(or <name> <target-lease> --force; tmsctl: the source lease or --force is required)")
-    root = find_root(root)
+    root = edit_root(root, wait)
     current = _holder(root, alias)
     if current is None:
         fail(f"no lease has the name {alias!r}: create it with `tms lease name create {alias} {dest}`", EXIT_REFUSED)
@@ -166,14 +167,14 @@ def name_delete(args: Args = None,
                 lease: Annotated[str | None, typer.Option("--lease", "-l")] = None,
                 force: Annotated[bool, typer.Option("--force", help="whatever lease it refers to")] = False,
                 root: Root = None, porcelain: Porcelain = False, output: OutputOpt = "text",
-                target: Target = None) -> None:
+                target: Target = None, wait: WaitOpt = None) -> None:
     """`delete <name> <lease>` (or `<name> --force`)."""
     no_target(target)
     alias, lease_id = _positional(args, ("--name", name), ("--lease", lease))
     if alias is None or (lease_id is None and not force):
         fail("usage: tms lease name delete <name> <lease> (or <name> --force; tmsctl: the lease or --force "
              "is required)")
-    root = find_root(root)
+    root = edit_root(root, wait)
     current = _holder(root, alias)
     if current is None:
         fail(f"no lease has the name {alias!r}", EXIT_REFUSED)
@@ -191,7 +192,7 @@ def name_list(root: Root = None, porcelain: Porcelain = False, output: OutputOpt
               target: Target = None) -> None:
     """Every lease name (DNS alias) and the lease it refers to."""
     no_target(target)
-    root = find_root(root)
+    root = resolve_root(root)
     rows = sorted((alias, lease.name) for lease in load(root).all_leases() for alias in lease.spec.names)
     emit(output, porcelain, lambda: [*table(["Name", "Lease"], [[a, lease] for a, lease in rows]), f"Count: {len(rows)}"],
          lambda: [f"{porcelain_word('name', a)} {porcelain_word('lease', lease)}" for a, lease in rows],

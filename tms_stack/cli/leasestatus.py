@@ -9,9 +9,11 @@ from typing import Annotated, Any
 
 import typer
 
+from tms_stack.cli.app import parse_now
 from tms_stack.cli.common import (
     EXIT_USAGE,
     OutputOpt,
+    resolve_root,
 )
 from tms_stack.cli.common import (
     OutputFormat as Output,
@@ -22,20 +24,29 @@ from tms_stack.cli.common import (
 from tms_stack.cli.common import (
     RootOpt as Root,
 )
-from tms_stack.cli.lease import _namespace, _ts, triton_host
+from tms_stack.cli.complete import LeaseArg
 from tms_stack.cli.tmsctl import (
     EXIT_REFUSED,
     Target,
     commit_hint,
     emit,
     fail,
-    find_root,
+    lease_path,
     load,
+    namespace_of,
     no_target,
     porcelain_word,
     valid_lease,
 )
-from tms_stack.diagnostics import TmsError
+from tms_stack.commands.lease import timestamp, triton_host
+from tms_stack.commands.prune import removed_for_expiry
+from tms_stack.logic.resolve import effective_lease
+from tms_stack.models.diagnostics import TmsError
+from tms_stack.outside.neterrors import network_reason
+from tms_stack.outside.status import ClusterUnreachable, ClusterView, assess, read_cluster, removal
+from tms_stack.render import instance_of
+from tms_stack.repo.lockfile import read_lock
+from tms_stack.repo.stack import load_stack_settings
 
 
 def register(lease_app: typer.Typer) -> None:
@@ -44,18 +55,17 @@ def register(lease_app: typer.Typer) -> None:
 
 def show(root: Path, name: str, state: str, *, written: list[Path] | None = None, porcelain: bool,
           output: Output | str, status: Any = None, namespace: str | None = None) -> None:
-    from tms_stack.resolve import effective_lease
 
     repo = load(root)
     lease = repo.lease(name)
     eff = effective_lease(lease, repo.limits, repo.allowlist, {p.name: p for p in repo.all_pools()})
-    host = triton_host(name, namespace or _namespace(root))
+    host = triton_host(name, namespace or namespace_of(root))
     model_state = {"Valid": "Ready", "Expired": "Unloaded", "Unknown": "Unknown"}.get(state, "Pending")
     live = (status.get("live") or {}) if isinstance(status, dict) else {}
     models = [{"name": m.name, "uri": m.uri, "status": ("Ready" if live.get(m.name) else "NotReady")
                if m.name in live else model_state} for m in lease.spec.models]
     data: dict[str, Any] = {"lease": name, "owner": lease.metadata.owner, "state": state,
-                            "expires": _ts(lease.spec.expires), "triton": host, "image": eff.image,
+                            "expires": timestamp(lease.spec.expires), "triton": host, "image": eff.image,
                             "pool": lease.spec.pool.name if lease.spec.pool else None,
                             "names": list(lease.spec.names), "models": models}
     if isinstance(status, dict):
@@ -90,7 +100,7 @@ def show(root: Path, name: str, state: str, *, written: list[Path] | None = None
 
 
 
-def status(name: str, root: Root = None, porcelain: Porcelain = False, output: OutputOpt = "text",
+def status(name: LeaseArg, root: Root = None, porcelain: Porcelain = False, output: OutputOpt = "text",
            target: Target = None,
            kubeconfig: Annotated[str | None, typer.Option(envvar="KUBECONFIG", help="default: ~/.kube/config "
                                                           "or in-cluster")] = None,
@@ -100,25 +110,23 @@ def status(name: str, root: Root = None, porcelain: Porcelain = False, output: O
                                  help="e.g. http://{service}.{namespace}.svc:8000; per-model readiness")] = None,
            now: Annotated[str | None, typer.Option(hidden=True)] = None) -> None:
     """State (Pending, Valid, Invalid, Expired, Released), readiness and events from the cluster."""
-    from tms_stack.cli.app import parse_now
-    from tms_stack.lockfile import read_lock
-    from tms_stack.render import instance_of
-    from tms_stack.stack import load_stack_settings
-    from tms_stack.status import ClusterUnreachable, ClusterView, assess, read_cluster, released_at
 
     no_target(target)
-    root = find_root(root)
+    root = resolve_root(root)
     moment = parse_now(now) or datetime.now(UTC)
-    from tms_stack.cli.lease import lease_path
 
     if not lease_path(root, name).exists():
-        when = released_at(root, name)
-        if when is None:
+        found = removal(root, name)
+        if found is None:
             fail(f"no lease {name!r}: leases/{name}.yaml does not exist and git history has no such lease",
                  EXIT_REFUSED)
-        data = {"lease": name, "state": "Released", "released": _ts(when)}
-        emit(output, porcelain, lambda: [f"Lease {name}", "State: Released", f"Released: {_ts(when)}"],
-             lambda: [f"{porcelain_word('lease', name)} state:Released {porcelain_word('released', _ts(when))}"],
+        when, message = found
+        # Git history says why the file went: prune's commit for expiry, else a person's release.
+        gone, key = ("Expired", "removed") if removed_for_expiry(message, name) else ("Released", "released")
+        label = key.capitalize()
+        data = {"lease": name, "state": gone, key: timestamp(when)}
+        emit(output, porcelain, lambda: [f"Lease {name}", f"State: {gone}", f"{label}: {timestamp(when)}"],
+             lambda: [f"{porcelain_word('lease', name)} state:{gone} {porcelain_word(key, timestamp(when))}"],
              lambda: data)
         return
     repo = load(root)
@@ -140,8 +148,8 @@ def status(name: str, root: Root = None, porcelain: Porcelain = False, output: O
         except ClusterUnreachable as exc:
             note = f"{exc}: State from the files only"
     state, readied, why = assess(lease.spec.expires, moment, view)
-    extra: dict[str, Any] = {"readied": _ts(readied), "note": note or why, "deployment": deployment or None,
-                             "events": [{"type": e.type, "source": e.source, "time": _ts(e.when), "object": e.object,
+    extra: dict[str, Any] = {"readied": timestamp(readied), "note": note or why, "deployment": deployment or None,
+                             "events": [{"type": e.type, "source": e.source, "time": timestamp(e.when), "object": e.object,
                                          "message": e.message} for e in (view.events if view else [])]}
     if view is not None and view.models:
         extra["live"] = view.models  # per model, from the agent
@@ -154,5 +162,5 @@ def status(name: str, root: Root = None, porcelain: Porcelain = False, output: O
                              for m in lease.spec.models}
         except requests.RequestException as exc:
             extra["note"] = f"{extra['note'] + '; ' if extra['note'] else ''}Triton at {base} unreachable " \
-                            f"({exc.__class__.__name__})"
+                            f"({network_reason(exc)})"
     show(root, name, state, porcelain=porcelain, output=output, status=extra, namespace=namespace)

@@ -8,9 +8,12 @@ from typing import Annotated, Any
 
 import typer
 
+from tms_stack import API_VERSION
 from tms_stack.cli.common import (
     EXIT_CONFLICT,
     OutputOpt,
+    WaitOpt,
+    resolve_root,
 )
 from tms_stack.cli.common import (
     PorcelainOpt as Porcelain,
@@ -18,20 +21,28 @@ from tms_stack.cli.common import (
 from tms_stack.cli.common import (
     RootOpt as Root,
 )
+from tms_stack.cli.complete import PoolArg
 from tms_stack.cli.tmsctl import (
     EXIT_REFUSED,
     Target,
     commit_hint,
     edit,
+    edit_root,
     emit,
     fail,
-    find_root,
     load,
     no_target,
     porcelain_word,
     repo_config,
     table,
 )
+from tms_stack.commands.edits import node_class_option, parse_resources
+from tms_stack.logic.pool_lock import compute
+from tms_stack.models.diagnostics import TmsError
+from tms_stack.outside.backends import learn_backends
+from tms_stack.repo.loader import member_path
+from tms_stack.repo.lockfile import lock_at, read_lock, write_lock
+from tms_stack.rules.context import BASE_REF
 
 pool_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Pools: shared Tritons with quota-based placement.")
 
@@ -45,17 +56,36 @@ def lock_cmd(
     root: Root = None,
     learn: Annotated[bool, typer.Option("--learn/--no-learn",
                                         help="read config.pbtxt of models with unknown backends (network)")] = True,
-    porcelain: Porcelain = False, output: OutputOpt = "text",
+    base: Annotated[str | None, typer.Option(
+        "--base", metavar="REF", help="derive the lock from the lock at git REF, as the review does (no network: "
+        "only declared backends and those REF's lock knows)")] = None,
+    porcelain: Porcelain = False, output: OutputOpt = "text", wait: WaitOpt = None,
 ) -> None:
-    """(Re)compute pools/placement.lock.yaml. Existing placements stay put."""
-    from tms_stack.lockfile import read_lock, write_lock
-    from tms_stack.pool_lock import compute
+    """(Re)compute pools/placement.lock.yaml. Existing placements stay put.
 
-    root = find_root(root)
+    With --base REF the previous placement is REF's lock (the pull request's base), which is what
+    the review recomputes: run it when check reports lock.derived."""
+
+    root = edit_root(root, wait)
     repo = load(root)
-    previous = read_lock(root)
+    try:
+        previous = read_lock(root)
+    except TmsError as exc:
+        if any(d.rule == "lock.conflict" for d in exc.diagnostics):
+            raise  # its own fix: pick a side first (docs/pools.md, "Lock conflicts")
+        # An empty or broken lock (an older tms killed mid-write, a bad hand edit): its placements
+        # are unknown, so every pooled lease is placed afresh, as check's message promises.
+        typer.echo(f"warning: {' '.join(str(exc).split())}: placing every pooled lease afresh", err=True)
+        previous = None
     learned: dict[str, list[str]] = {}
-    if learn:
+    if base is not None:
+        if not BASE_REF.fullmatch(base):
+            fail(f"--base {base!r} is not a git ref (letters, digits and . _ / @ ^ ~ -)")
+        try:
+            previous = lock_at(root, base)
+        except TmsError as exc:
+            fail(str(exc))
+    elif learn:
         learned = _learn(repo, previous)
     result = compute(repo, previous, learned)
     if result.unplaced:
@@ -77,7 +107,6 @@ def lock_cmd(
 
 def _learn(repo, previous):  # type: ignore[no-untyped-def]
     """Backends of pooled models neither declared nor cached, from their config.pbtxt."""
-    from tms_stack.backends import learn_backends
 
     cached = previous.backends if previous else {}
     wanted = sorted({m.uri for l in repo.all_leases() if l.spec.pool is not None for m in l.spec.models
@@ -90,21 +119,24 @@ def _learn(repo, previous):  # type: ignore[no-untyped-def]
 
     learned, errors = learn_backends(wanted, repo.repositories.spec, progress)
     for uri, err in errors.items():
-        typer.echo(f"warning: {uri}: {err} (backend stays unknown: the lease gets an instance of its own)", err=True)
+        users = [f"lease {l.name} model {m.name}" for l in repo.all_leases() if l.spec.pool is not None
+                 for m in l.spec.models if m.uri == uri]
+        typer.echo(f"warning: could not learn the backends of {', '.join(users)} ({uri}): {err}; the backend stays "
+                   "unknown, so the lease gets an instance of its own. Declaring `backends:` on the model "
+                   "avoids this fetch", err=True)
     return learned
 
 
 @pool_app.command("status")
-def status_cmd(name: str, root: Root = None, porcelain: Porcelain = False, output: OutputOpt = "text",
+def status_cmd(name: PoolArg, root: Root = None, porcelain: Porcelain = False, output: OutputOpt = "text",
                target: Target = None,
                verbose: Annotated[bool, typer.Option("--verbose", "-v",
                                                      help="also each lease's owner, expiry and models")] = False,
                ) -> None:
     """Instances of a pool, their leases, used/free quota and backends (from the lock)."""
-    from tms_stack.lockfile import read_lock
 
     no_target(target)
-    root = find_root(root)
+    root = resolve_root(root)
     repo = load(root)
     pool = _find_pool(repo, name)
     lock = read_lock(root)
@@ -156,13 +188,11 @@ def status_cmd(name: str, root: Root = None, porcelain: Porcelain = False, outpu
 def rebalance_cmd(
     root: Root = None,
     write: Annotated[bool, typer.Option("--write", help="write the compacted lock")] = False,
-    porcelain: Porcelain = False, output: OutputOpt = "text",
+    porcelain: Porcelain = False, output: OutputOpt = "text", wait: WaitOpt = None,
 ) -> None:
     """Compute a compacted placement; shows how many leases would move (writes with --write)."""
-    from tms_stack.lockfile import read_lock, write_lock
-    from tms_stack.pool_lock import compute
 
-    root = find_root(root)
+    root = edit_root(root, wait) if write else resolve_root(root)
     repo = load(root)
     previous = read_lock(root)
     current = compute(repo, previous)
@@ -197,7 +227,7 @@ def list_cmd(root: Root = None, porcelain: Porcelain = False, output: OutputOpt 
                                                    "leases' names")] = False) -> None:
     """Pools defined in pools/."""
     no_target(target)
-    repo = load(find_root(root))
+    repo = load(resolve_root(root))
     rows = [{"name": p.name, "instanceQuota": p.spec.instanceQuota, "min": p.spec.instances.min,
              "max": p.spec.instances.max, "backendUniqueness": p.spec.backendUniqueness,
              "leases": sorted(l.name for l in repo.all_leases() if l.spec.pool and l.spec.pool.name == p.name)}
@@ -230,18 +260,23 @@ def create_cmd(
                                 help="cpu=N;gpu=N;system-memory=4Gi;shared-memory=256Mi;repository-size=2Gi")] = None,
     owner: Annotated[str | None, typer.Option("--owner", help="who the pool's GPUs count against "
                                               "(default: TMS_OWNER or `owner:` in .tms.yaml)")] = None,
+    node_class: Annotated[str | None, typer.Option("--node-class", metavar="CLASS",
+                                                   help="a node class of the policies; default: the stack's")] = None,
     root: Root = None, porcelain: Porcelain = False, output: OutputOpt = "text", target: Target = None,
+    wait: WaitOpt = None,
 ) -> None:
     """Write pools/<name>.yaml (checked before it is written)."""
-    from tms_stack.diagnostics import TmsError
-    from tms_stack.edits import parse_resources
 
     no_target(target)
-    root = find_root(root)
+    root = edit_root(root, wait)
     repo = load(root)
     same = next((p.name for p in repo.all_pools() if p.name.lower() == name.lower()), None)
     if same is not None:
         fail(f"a pool named {same!r} exists already: pool names are case-insensitive (TMS rule)", EXIT_CONFLICT)
+    try:
+        node_class = node_class_option(repo.limits.spec.nodeClasses, node_class)
+    except TmsError as exc:
+        fail(str(exc))
     # TMS: "*" or no --instances takes the server default; ours is min 0, max = the admin's
     # policies limits.pools.maxInstances.
     lo, hi = 0, repo.limits.spec.pools.maxInstances
@@ -262,13 +297,14 @@ def create_cmd(
             triton["resources"] = parse_resources(triton_resources)
         except TmsError as exc:
             fail(str(exc))
+    if node_class:
+        triton["nodeClass"] = node_class
     if triton:
         spec["triton"] = triton
     # Ours: a pool's GPUs count against its owner's budget (policies Limits spec.owners).
     owner = owner or os.environ.get("TMS_OWNER") or repo_config(root).get("owner")
     meta = {"name": name, **({"owner": owner} if owner else {})}
-    doc = {"apiVersion": "tms-stack/v1", "kind": "Pool", "metadata": meta, "spec": spec}
-    from tms_stack.loader import member_path
+    doc = {"apiVersion": API_VERSION, "kind": "Pool", "metadata": meta, "spec": spec}
 
     try:
         path = member_path(root, "pools", name)  # validates the name before any file is touched
@@ -285,11 +321,11 @@ def create_cmd(
 
 
 @pool_app.command("delete")
-def delete_cmd(name: str, root: Root = None, porcelain: Porcelain = False, output: OutputOpt = "text",
-               target: Target = None) -> None:
+def delete_cmd(name: PoolArg, root: Root = None, porcelain: Porcelain = False, output: OutputOpt = "text",
+               target: Target = None, wait: WaitOpt = None) -> None:
     """Delete pools/<name>.yaml; refused while leases still use the pool."""
     no_target(target)
-    root = find_root(root)
+    root = edit_root(root, wait)
     repo = load(root)
     pool = _find_pool(repo, name)
     users = sorted(l.name for l in repo.all_leases() if l.spec.pool and l.spec.pool.name == pool.name)

@@ -4,7 +4,7 @@ Set up once per clone (docs/pools.md, "Lock conflicts"); `.gitattributes` names 
 
     git config merge.tms-lock.driver "tms pool merge-driver %O %A %B %P"
 
-The decisions are in `tms_stack.lock_merge`; this module is the git edge: it finds the commit being
+The decisions are in `tms_stack.logic.lock_merge`; this module is the git edge: it finds the commit being
 merged, reads both sides' lease files from git (the work tree still holds ours while git merges) and
 writes the merged lock over OURS, as git expects. Exit 0: merged; exit 2: a textual conflict is left
 (git's own markers) with one line on stderr saying what to run (git treats any non-zero exit as a
@@ -22,12 +22,20 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from tms_stack.cli.pool import pool_app
+from tms_stack.logic.lock_merge import merge_names, pool_files, pooled_files, previous_for_merge
+from tms_stack.logic.pool_lock import compute
+from tms_stack.models.diagnostics import TmsError
+from tms_stack.models.lock import PlacementLock
+from tms_stack.repo.atomic import write_atomic
+from tms_stack.repo.loader import load_repository
+from tms_stack.repo.lockfile import dump_lock
+from tms_stack.repo.yamlio import parse
+
 FIX = ("git checkout --ours {path} && tms pool lock && git add {path}")
 
 
 def register(app: typer.Typer) -> None:
-    from tms_stack.cli.pool import pool_app
-
     pool_app.command("merge-driver")(merge_driver)
 
 
@@ -41,11 +49,6 @@ def merge_driver(
 
     Setup: git config merge.tms-lock.driver "tms pool merge-driver %O %A %B %P"
     and in .gitattributes: pools/placement.lock.yaml merge=tms-lock"""
-    from tms_stack.diagnostics import TmsError
-    from tms_stack.loader import load_repository
-    from tms_stack.lock_merge import merge_names, pool_files, pooled_files, previous_for_merge
-    from tms_stack.lockfile import dump_lock
-    from tms_stack.pool_lock import compute
 
     def give_up(why: str) -> NoReturn:
         _text_conflict(base, ours, theirs, path, why)
@@ -54,16 +57,20 @@ def merge_driver(
         locks = [_read(p, path) for p in (base, ours, theirs)]
     except TmsError as exc:
         give_up(f"a side's lock does not parse ({str(exc).splitlines()[0]})")
+    previous, conflicts = previous_for_merge(*locks)
+    if conflicts:
+        _move_conflict(base, ours, theirs, path, "; ".join(c.describe() for c in conflicts))
     commit = _their_commit(theirs, path)
     if commit is None:
-        give_up("cannot tell which commit is being merged (only `git merge`, `git rebase` and "
-                "`git cherry-pick` are recognised)")
+        give_up("cannot tell which commit is being merged (none of MERGE_HEAD, the commit being picked, "
+                "the stashes or the recent commits that changed the lock has this lock)")
     rel = PurePosixPath(path).parent.parent
     names = merge_names(*locks)
     with tempfile.TemporaryDirectory(prefix="tms-lock-merge-") as tmp:
         ours_top, theirs_top = Path(tmp, "ours"), Path(tmp, "theirs")
         _extract("HEAD", rel, ours_top)
         _extract(commit, rel, theirs_top)
+        _overlay_untracked(commit, rel, theirs_top)
         merged_root, theirs_root = ours_top / rel, theirs_top / rel
         ours_repo, theirs_repo = load_repository(merged_root), load_repository(theirs_root)
         ours_files, theirs_files = pooled_files(ours_repo), pooled_files(theirs_repo)
@@ -84,11 +91,11 @@ def merge_driver(
         merged = load_repository(merged_root)
         if merged.unreadable:
             give_up(f"a merged file does not parse ({merged.unreadable[0].location()})")
-        result = compute(merged, previous_for_merge(*locks))
+        result = compute(merged, previous)
     if result.unplaced:
         _pool, lease, reason = result.unplaced[0]
         give_up(f"after the merge lease {lease} cannot be placed: {reason}")
-    ours.write_text(dump_lock(result.lock), encoding="utf-8")
+    write_atomic(ours, dump_lock(result.lock))
     moved = sorted({m for r in result.results.values() for m in r.moved})
     typer.echo(f"tms: merged {path} from the merged leases"
                + (f"; moved: {', '.join(moved)}" if moved else ""), err=True)
@@ -98,9 +105,6 @@ def _read(file: Path, display: str):  # type: ignore[no-untyped-def]
     """A side's lock; None when that side has none (git passes an empty file)."""
     from pydantic import ValidationError
 
-    from tms_stack.diagnostics import TmsError
-    from tms_stack.models.lock import PlacementLock
-    from tms_stack.yamlio import parse
 
     raw = file.read_bytes()
     if not raw.strip():
@@ -117,26 +121,52 @@ def _git(*args: str) -> str:
 
 
 def _their_commit(theirs: Path, path: str) -> str | None:
-    """The commit git is merging in: the candidate whose lock blob is exactly THEIRS."""
+    """The commit git is merging in: the first candidate whose lock blob is exactly THEIRS.
+
+    git tells a merge driver nothing about the commit, so the candidates are where each command
+    leaves it: `git merge` (MERGE_HEAD, GITHEAD_*), `git rebase` (the last line of
+    rebase-merge/done), `git cherry-pick`/`git revert` of a range (sequencer/todo), `git stash
+    pop/apply` (the stash reflog), and, for a single `git cherry-pick` (which records nothing
+    while it merges), the recent commits that changed the lock: the picked commit changed it, or
+    git would not have needed the driver."""
     blob = _git("hash-object", "--", str(theirs))
     candidates = [key.removeprefix("GITHEAD_") for key in os.environ if key.startswith("GITHEAD_")]
     candidates += ["MERGE_HEAD", "CHERRY_PICK_HEAD", "REBASE_HEAD", "REVERT_HEAD"]
-    done = Path(_git("rev-parse", "--git-path", "rebase-merge/done"))
-    if done.is_file():  # `git rebase`: the commit being picked is the last line done
-        lines = [line.split() for line in done.read_text(errors="replace").splitlines() if line.strip()]
-        if lines and len(lines[-1]) >= 2:
-            candidates.append(lines[-1][1])
-    for candidate in candidates:
-        found = subprocess.run(["git", "rev-parse", "-q", "--verify", f"{candidate}:{path}"],
-                               capture_output=True, text=True)
-        if found.returncode == 0 and found.stdout.strip() == blob:
+    for state, column in (("rebase-merge/done", -1), ("sequencer/todo", 0)):
+        found = Path(_git("rev-parse", "--git-path", state))
+        if found.is_file():
+            lines = [line.split() for line in found.read_text(errors="replace").splitlines()
+                     if line.strip() and not line.startswith("#")]
+            if lines and len(lines[column]) >= 2:
+                candidates.append(lines[column][1])
+    candidates += _lines("reflog", "show", "--format=%H", "refs/stash", "--")
+    candidates += _lines("log", "--all", "--reflog", "--format=%H", "-n", "300", "--", path)
+    # One git process checks every candidate's lock blob.
+    query = "".join(f"{c}:{path}\n" for c in candidates)
+    answers = subprocess.run(["git", "cat-file", "--batch-check"], input=query, capture_output=True,
+                             text=True).stdout.splitlines()
+    for candidate, answer in zip(candidates, answers, strict=False):
+        if answer.split(" ")[0] == blob:
             return _git("rev-parse", "--verify", f"{candidate}^{{commit}}")
     return None
 
 
-def _extract(commit: str, rel: PurePosixPath, dest: Path) -> None:
+def _lines(*args: str) -> list[str]:
+    out = subprocess.run(["git", *args], capture_output=True, text=True)
+    return out.stdout.split() if out.returncode == 0 else []
+
+
+def _overlay_untracked(commit: str, rel: PurePosixPath, dest: Path) -> None:
+    """A stash made with `-u` keeps untracked files (a new lease not yet added) in its third
+    parent: they belong to that side too."""
+    parents = _git("rev-list", "--parents", "-n", "1", commit).split()
+    if len(parents) == 4 and _git("log", "-1", "--format=%s", parents[3]).startswith("untracked files on"):
+        _extract(parents[3], rel, dest, fresh=False)
+
+
+def _extract(commit: str, rel: PurePosixPath, dest: Path, fresh: bool = True) -> None:
     """The leases/, pools/ and policies/ folders of `commit` (under `rel`) into `dest`."""
-    dest.mkdir(parents=True)
+    dest.mkdir(parents=True, exist_ok=not fresh)
     wanted = [str(rel / sub) if str(rel) != "." else sub for sub in ("leases", "pools", "policies")]
     present = _git("ls-tree", "-d", "--name-only", commit, "--", *wanted).splitlines()
     if not present:
@@ -157,3 +187,18 @@ def _text_conflict(base: Path, ours: Path, theirs: Path, path: str, why: str) ->
     fix = FIX.format(path=path) if code else f"tms pool lock && git add {path}"
     typer.echo(f"tms: {path}: {why}; after the merge run: {fix}", err=True)
     raise typer.Exit(0 if code == 0 else 2)
+
+
+def _move_conflict(base: Path, ours: Path, theirs: Path, path: str, why: str) -> NoReturn:
+    """Both sides moved a lease differently: a conflict git shows (markers in the file, the path
+    unmerged), whatever a text merge would have made of it, and exit 2."""
+    merged = subprocess.run(["git", "merge-file", "-p", "-L", "ours", "-L", "base", "-L", "theirs",
+                             str(ours), str(base), str(theirs)], capture_output=True, text=True)
+    text = merged.stdout
+    if merged.returncode == 0:  # the text merged cleanly, yet the placement did not: say so in the file
+        text = ("<<<<<<< ours\n" + ours.read_text(encoding="utf-8") + "=======\n"
+                + theirs.read_text(encoding="utf-8") + ">>>>>>> theirs\n")
+    write_atomic(ours, text)
+    typer.echo(f"tms: {path}: {why}: choose one side's placement, then run: git checkout --ours {path} "
+               f"(or --theirs) && tms pool lock && git add {path}", err=True)
+    raise typer.Exit(2)

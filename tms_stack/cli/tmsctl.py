@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer._click.globals import get_current_context
 
 from tms_stack.cli.common import (
+    EXIT_CONFLICT,
     EXIT_FINDINGS,
     EXIT_USAGE,
     OutputFormat,
@@ -21,7 +23,14 @@ from tms_stack.cli.common import (
     porcelain_word,
     resolve_root,
 )
-from tms_stack.diagnostics import TmsError
+from tms_stack.cli.common import emit as emit_one
+from tms_stack.commands.edits import checked_write
+from tms_stack.commands.lease import lease_file, stack_namespace
+from tms_stack.models.diagnostics import TmsError
+from tms_stack.repo.atomic import WriteFailed
+from tms_stack.repo.loader import load_repository
+from tms_stack.repo.replock import LockBusy, repository_lock, wait_seconds
+from tms_stack.repo.yamlio import parse_file
 
 # A refusal: the repository's content does not allow the edit (check would flag it, the thing does
 # not exist, the state forbids it). The same code as check's findings: docs/cli.md.
@@ -31,8 +40,9 @@ EXIT_REFUSED = EXIT_FINDINGS
 # with a message, so a pasted tmsctl line fails clearly instead of as "no such option".
 Target = Annotated[str | None, typer.Option("--target", "-t", hidden=True)]
 
-__all__ = ["EXIT_REFUSED", "Target", "commit_hint", "default_owner", "edit", "emit", "fail", "find_root", "load",
-           "no_target", "porcelain_word", "repo_config", "table", "unreadable_message", "valid_lease"]
+__all__ = ["EXIT_REFUSED", "Target", "commit_hint", "default_owner", "edit", "edit_root", "emit", "fail", "load",
+           "lease_path", "namespace_of", "no_target", "porcelain_word", "repo_config", "table", "unreadable_message",
+           "valid_lease"]
 
 
 def no_target(target: str | None) -> None:
@@ -41,15 +51,21 @@ def no_target(target: str | None) -> None:
              "Run inside it (or pass --root) and drop -t/--target")
 
 
-def find_root(root: Path | None) -> Path:
-    """The one root rule (common.resolve_root): --root, else walk up from here."""
-    return resolve_root(root)
+def edit_root(root: Path | None, wait: float | None) -> Path:
+    """The root (common.resolve_root) of a verb that edits it, with the repository lock held until
+    the command ends (repo.replock): it reads the files only after this, so it never works from a
+    state another command is about to change. Held: exit 3 with who holds it."""
+    found = resolve_root(root)
+    try:
+        get_current_context().with_resource(repository_lock(found, wait_seconds(wait)))
+    except LockBusy as exc:
+        fail(str(exc), EXIT_CONFLICT)
+    return found
 
 
 def load(root: Path, tolerate: bool = False):  # type: ignore[no-untyped-def]
     """The repository; an unreadable file stops the verb with one line naming it (exit 2).
     `tolerate`: return it anyway (listings show what is readable, then report: unreadable_error)."""
-    from tms_stack.loader import load_repository
 
     repo = load_repository(root)
     if repo.unreadable and not tolerate:
@@ -82,10 +98,11 @@ def table(header: list[str], rows: Iterable[list[str]]) -> list[str]:
 
 def edit(root: Path, changes: dict[Path, Any]) -> list[Path]:
     """Write the changes if they pass `tms check` (edits.checked_write); refuse otherwise."""
-    from tms_stack.edits import checked_write
 
     try:
         return checked_write(root, changes)
+    except WriteFailed as exc:
+        fail(str(exc), EXIT_USAGE)
     except TmsError as exc:
         fail(f"refused: {exc}", EXIT_REFUSED)
 
@@ -103,7 +120,6 @@ def commit_hint(root: Path, written: Iterable[Path]) -> str:
 def emit(output: OutputFormat | str, porcelain: bool, text: Callable[[], list[str]],
          lines: Callable[[], list[str]], data: Callable[[], Any]) -> None:
     """JSON (`-o json`), porcelain lines (`-z`) or text, each computed only when asked."""
-    from tms_stack.cli.common import emit as emit_one
 
     if as_format(output) is OutputFormat.json:
         emit_one(OutputFormat.json, data())
@@ -120,7 +136,6 @@ def repo_config(root: Path) -> dict[str, Any]:
     path = root / ".tms.yaml"
     if not path.is_file():
         return {}
-    from tms_stack.yamlio import parse_file
 
     try:
         data = parse_file(path, ".tms.yaml").data
@@ -139,3 +154,23 @@ def default_owner(root: Path, given: str | None) -> str:
     if not isinstance(owner, str) or not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", owner):
         fail(f"owner {owner!r} is not a DNS-1123 label (lowercase letters, digits, '-')")
     return owner
+
+
+def lease_path(root: Path, name: str) -> Path:
+    """leases/<name>.yaml, or a refusal (exit 1) for a name that is not a lease name."""
+    try:
+        return lease_file(root, name)
+    except TmsError as exc:
+        fail(f"refused: {exc}", EXIT_REFUSED)
+
+
+def namespace_of(root: Path, strict: bool = False) -> str | None:
+    """The only stack's namespace (commands.lease.stack_namespace). An unreadable stack file is an
+    error where the namespace matters (`strict`: a listing that reads the cluster), else the host
+    goes without it (a verb that only wrote a file)."""
+    try:
+        return stack_namespace(root)
+    except TmsError as exc:
+        if strict:
+            fail(str(exc), EXIT_USAGE)
+        return None

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 
-from tms_stack import units
+from tms_stack.models import units
 
 # Every pattern is applied with fullmatch: `$` also matches before a trailing newline, and "x\n"
 # passed as a name, then broke the deploy (422) and PromQL.
@@ -99,6 +99,7 @@ QueueTime = Annotated[
 Gpu = Annotated[int, BeforeValidator(_gpu), AfterValidator(_whole_gpu)]
 WholeNumber = Annotated[int, BeforeValidator(_no_bool)]
 Percent = Annotated[int, BeforeValidator(_no_bool)]
+# The one spelling of the type; tms_stack.API_VERSION is the value (a test keeps them equal).
 ApiVersion = Literal["tms-stack/v1"]
 
 

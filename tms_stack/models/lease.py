@@ -22,6 +22,7 @@ from tms_stack.models.common import (
     Strict,
     WholeNumber,
 )
+from tms_stack.models.nodeclass import NodeClassName
 
 # Triton model names become directory names in the model repository.
 # Applied with fullmatch (`$` accepts a trailing newline). URIs are printable ASCII without spaces,
@@ -114,11 +115,16 @@ class TritonSpec(Strict):
     image: str | None = None
     resources: Resources | None = None
     autoscaling: Autoscaling | None = None
+    # A node class of the policies (Limits spec.nodeClasses); default: the stack's defaultNodeClass.
+    nodeClass: NodeClassName | None = None
 
 
 class PoolShare(Strict):
     name: str
     quota: WholeNumber = Field(ge=1)
+    # The node class the lease needs: the pool must run on it (rule pool.node-class). The pool's
+    # class decides where the lease runs; this only makes the lease's need reviewable.
+    nodeClass: NodeClassName | None = None
 
 
 class LeaseSpec(Strict):

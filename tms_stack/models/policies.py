@@ -24,6 +24,8 @@ from tms_stack.models.common import (
     Strict,
     WholeNumber,
 )
+from tms_stack.models.nodeclass import WHOLE_GPU, NodeClass, NodeClassName, ResourceName
+from tms_stack.models.units import parse_queue_time_us
 
 # ---- Limits ---------------------------------------------------------------------------
 
@@ -86,8 +88,14 @@ class DurationLimit(Strict):
     maximum: Duration
 
 
+class LeaseDurationLimit(DurationLimit):
+    # Ours: a lease that would live less than this once merged (a pull request reviewed for most of
+    # its duration) gets a warning in the plan; one already expired is refused (lease.expired-on-arrival).
+    minimum: Duration = "1h"
+
+
 class LeaseLimits(Strict):
-    duration: DurationLimit = Field(default_factory=lambda: DurationLimit(default="8h", maximum="30d"))
+    duration: LeaseDurationLimit = Field(default_factory=lambda: LeaseDurationLimit(default="8h", maximum="30d"))
 
 
 class AutoRenewLimits(Strict):
@@ -178,8 +186,6 @@ class QueueThreshold(Strict):
 
     @model_validator(mode="after")
     def _range(self) -> QueueThreshold:
-        from tms_stack.units import parse_queue_time_us
-
         lo = parse_queue_time_us(self.minimum)
         default = parse_queue_time_us(self.default)
         hi = parse_queue_time_us(self.maximum)
@@ -255,9 +261,32 @@ class PoolLimits(Strict):
         return self
 
 
+RESERVED_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?|[a-z0-9][-a-z0-9.]{0,251}\*")  # fullmatch
+
+
+def _reserved_name(value: str) -> str:
+    if not RESERVED_NAME.fullmatch(value):
+        raise ValueError(f"{value!r} is not a reserved name: use a Kubernetes name (lowercase letters, digits, "
+                         "'-' and '.', starting and ending with a letter or digit), or a prefix ending in '*' "
+                         "such as 'vault-*'")
+    return value
+
+
 class Budget(Strict):
+    # Whole GPUs (nvidia.com/gpu), and every GPU resource without an entry of its own in
+    # gpuResources (fail closed: a MIG slice then counts as a GPU).
     gpus: WholeNumber | None = Field(default=None, ge=0)
     leases: WholeNumber | None = Field(default=None, ge=0)
+    # Ours: a budget per GPU resource name of the node classes (nvidia.com/mig-1g.10gb: 14).
+    gpuResources: dict[ResourceName, Annotated[WholeNumber, Field(ge=0)]] = Field(default_factory=dict,
+                                                                                   max_length=64)
+
+    def bucket(self, resource: str) -> str:
+        """The budget a GPU resource counts against: its own entry, else `gpus`."""
+        return resource if resource in self.gpuResources else WHOLE_GPU
+
+    def limit(self, bucket: str) -> int | None:
+        return self.gpuResources[bucket] if bucket in self.gpuResources else self.gpus
 
 
 class Budgets(Strict):
@@ -266,6 +295,50 @@ class Budgets(Strict):
 
     def for_owner(self, owner: str) -> Budget:
         return self.owners.get(owner, self.default)
+
+
+# GitHub's CODEOWNERS owners: `@org/team` (a team with write access) or `@user`. Email addresses,
+# which CODEOWNERS also accepts, are refused: they cannot be checked against the organisation.
+GITHUB_LOGIN = r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}"
+APPROVER = re.compile(rf"@{GITHUB_LOGIN}(?:/[A-Za-z0-9][A-Za-z0-9._-]{{0,99}})?")
+# A CODEOWNERS path an admin adds to the admin-owned lines: anchored, no spaces, no `#`, no `!`
+# (GitHub does not support negation) and no `[...]` (not supported either).
+ADMIN_PATH = re.compile(r"/[A-Za-z0-9._*/-]{1,200}")
+
+
+def _approver(value: str) -> str:
+    if not APPROVER.fullmatch(value):
+        raise ValueError(f"{value!r} is not a GitHub team or user: write @org/team-slug or @username")
+    return value
+
+
+def _admin_path(value: str) -> str:
+    if not ADMIN_PATH.fullmatch(value) or "**" in value:
+        raise ValueError(f"{value!r} is not a CODEOWNERS path tms writes: start with /, use letters, digits, "
+                         "'.', '_', '-', '/' and single '*' (e.g. /scripts/ or /requirements.txt)")
+    return value
+
+
+Approver = Annotated[str, AfterValidator(_approver)]
+AdminPath = Annotated[str, AfterValidator(_admin_path)]
+
+
+class CodeOwners(Strict):
+    """Ours: who GitHub asks to approve what (docs/security.md, "Who may change what").
+    `tms codeowners` writes .github/CODEOWNERS from this and the owners' approvers; once it is set,
+    `tms check` fails when that file is out of step (rule codeowners.stale)."""
+
+    admins: list[Approver] = Field(min_length=1, max_length=50)
+    # Admin-owned paths named in CODEOWNERS besides the gate's own (policies, pools, stack files,
+    # .github/, .gitattributes, leases/); `*` gives the admins everything else anyway.
+    adminPaths: list[AdminPath] = Field(default_factory=list, max_length=200)
+
+
+def _unique(values: list[str], what: str) -> None:
+    seen = [v.lower() for v in values]
+    dupes = sorted({v for v in seen if seen.count(v) > 1})
+    if dupes:
+        raise ValueError(f"{what} lists {', '.join(dupes)} more than once")
 
 
 class LimitsSpec(Strict):
@@ -278,7 +351,40 @@ class LimitsSpec(Strict):
     # Ours: the owners leases and pools may name (DNS-1123 labels). Budgets are per owner, so a
     # free-text owner (`team-vision-0..2`) would multiply any budget; once a budget is set, an
     # owner not listed here is an error (rule owner.unknown). docs/security.md.
-    owners: list[OwnerName] | None = Field(default=None, max_length=10_000)
+    # A mapping names, per owner, the GitHub teams or users who act for it (their approval is
+    # required for the owner's lease folder, leases/<owner>/): `team-risk: ["@acme/risk"]`.
+    owners: list[OwnerName] | dict[OwnerName, list[Approver]] | None = Field(default=None, max_length=10_000)
+    codeOwners: CodeOwners | None = None
+    # Ours: where lease files live. `flat`: leases/<name>.yaml (CODEOWNERS cannot see the owner, so
+    # every lease file is the admins'); `by-owner`: leases/<owner>/<name>.yaml, one CODEOWNERS line
+    # per owner folder. `tms lease migrate` moves a repository from flat to by-owner.
+    leaseLayout: Literal["flat", "by-owner"] = "flat"
+    # Ours: the node classes pools and bespoke leases may choose (tms_stack/models/nodeclass.py).
+    nodeClasses: dict[NodeClassName, NodeClass] = Field(default_factory=dict, max_length=256)
+    # Ours: names no lease may take (its own name, an alias or anything it renders), beside the
+    # built-in ones (rules/ownership.py): objects other systems create in the namespace. An entry
+    # is a Kubernetes name, or a prefix ending in `*` (`vault-*`).
+    reservedNames: list[Annotated[str, AfterValidator(_reserved_name)]] = Field(default_factory=list,
+                                                                               max_length=1_000)
+
+    @model_validator(mode="after")
+    def _authority(self) -> LimitsSpec:
+        if isinstance(self.owners, dict):
+            for owner, approvers in self.owners.items():
+                _unique(approvers, f"owners.{owner}")
+        if self.codeOwners is not None:
+            _unique(self.codeOwners.admins, "codeOwners.admins")
+        if self.leaseLayout == "by-owner" and self.codeOwners is None:
+            raise ValueError("leaseLayout by-owner needs codeOwners.admins: owner folders exist so that "
+                             "CODEOWNERS can require each owner's approval (docs/security.md)")
+        return self
+
+    def owner_names(self) -> list[str]:
+        return sorted(self.owners or ())
+
+    def approvers(self, owner: str) -> list[str]:
+        """The GitHub teams or users who act for `owner` ([] when none are declared)."""
+        return list(self.owners.get(owner, [])) if isinstance(self.owners, dict) else []
 
 
 class Limits(Strict):

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, Field, model_validator
 
 from tms_stack.models.common import ApiVersion, OwnerName, Strict, WholeNumber
 from tms_stack.models.lease import Resources
+from tms_stack.models.nodeclass import NodeClassName
 
 POOL_NAME = re.compile(r"[A-Za-z0-9_-]{8,512}")  # fullmatch: no trailing newline
 
@@ -47,6 +48,8 @@ class Instances(Strict):
 class PoolTriton(Strict):
     image: str | None = None
     resources: Resources | None = None
+    # A node class of the policies; default: the stack's defaultNodeClass.
+    nodeClass: NodeClassName | None = None
 
 
 class PoolSpec(Strict):

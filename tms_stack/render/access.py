@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tms_stack.models.stack import StackSettings
 from tms_stack.render.labels import INSTANCE, metadata
-from tms_stack.stack import StackSettings
 
 HTTP, GRPC, METRICS, AGENT = 8000, 8001, 8002, 8080
 REPO_KEY_DIR = "/var/run/tms/repo-key"

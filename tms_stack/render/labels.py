@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from tms_stack.stack import StackSettings
+from tms_stack.models.stack import StackSettings
 
 DOMAIN = "tms-stack.dev"
 LEASE = f"{DOMAIN}/lease"

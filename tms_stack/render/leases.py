@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from tms_stack.desired import DesiredDocument, desired_lease
+from tms_stack.logic.resolve import EffectiveAutoscaling, EffectiveLease
 from tms_stack.models import Lease
+from tms_stack.models.desired import DesiredDocument, desired_lease
 from tms_stack.models.policies import RepositoriesSpec
+from tms_stack.models.stack import StackSettings
 from tms_stack.render.labels import (
     ALIAS,
     DOMAIN,
@@ -20,8 +22,6 @@ from tms_stack.render.labels import (
     rfc3339,
 )
 from tms_stack.render.workload import Workload, render_workload, service
-from tms_stack.resolve import EffectiveAutoscaling, EffectiveLease
-from tms_stack.stack import StackSettings
 
 # Pods metrics served by prometheus-adapter from the recording rules in monitoring.py.
 POD_METRICS = {
@@ -38,7 +38,8 @@ def lease_meta(lease: Lease, settings: StackSettings, component: str) -> tuple[d
 
 
 def render_bespoke(lease: Lease, eff: EffectiveLease, settings: StackSettings, repos: RepositoriesSpec,
-                   restricted: bool, triton_args: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+                   restricted: bool, triton_args: tuple[str, ...] = (),
+                   scheduling: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     labels, annotations = lease_meta(lease, settings, "inference-server")
     auto = eff.autoscaling
     desired = DesiredDocument(instance=lease.name, repositorySize=eff.resources.repository_size,
@@ -46,7 +47,7 @@ def render_bespoke(lease: Lease, eff: EffectiveLease, settings: StackSettings, r
     workload = Workload(
         name=lease.name, image=eff.image, resources=eff.resources, desired=desired,
         labels=labels, annotations=annotations, replicas=None if auto else 1, restricted=restricted,
-        triton_args=triton_args,
+        triton_args=triton_args, scheduling=scheduling, service_names=tuple(sorted(lease.spec.names)),
     )
     objects = render_workload(workload, settings, repos)
     selector = {INSTANCE: lease.name}

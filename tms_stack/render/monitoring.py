@@ -7,8 +7,8 @@ from typing import Any
 
 import yaml
 
-from tms_stack.render.labels import INSTANCE, LEASE, MANAGED_BY, POOL, common_labels, metadata
-from tms_stack.stack import StackSettings
+from tms_stack.models.stack import StackSettings
+from tms_stack.render.labels import INSTANCE, LEASE, MANAGED_BY, OWNER, POOL, common_labels, metadata
 
 MONITOR_NAME = "tms-triton"
 ADAPTER_CONFIGMAP = "tms-prometheus-adapter-rules"
@@ -34,10 +34,13 @@ RECORDING_RULES = [
     },
 ]
 
+# Every alert keeps `owner` and `lease` (the agent exports both on its series; the PodMonitor adds
+# them from a bespoke lease's pod labels too), so Alertmanager can route each alert to the team
+# that owns the lease (docs/admin-setup.md, "Alerts to the owning team").
 ALERT_RULES = [
     {
         "alert": "TmsModelNotReady",
-        "expr": "max by (namespace, pod, lease, model) (tms_agent_model_ready) == 0",
+        "expr": "max by (namespace, pod, owner, lease, model) (tms_agent_model_ready) == 0",
         "for": "10m",
         "labels": {"severity": "warning"},
         "annotations": {
@@ -50,7 +53,7 @@ ALERT_RULES = [
         # Per lease, whatever the pod's readiness says: a pool instance stays Ready while one of its
         # leases fails (issue 11 #4), so this alert is how that lease's owner learns it.
         "alert": "TmsLeaseNotReady",
-        "expr": "max by (namespace, lease) (tms_agent_lease_ready) == 0",
+        "expr": "max by (namespace, owner, lease) (tms_agent_lease_ready) == 0",
         "for": "10m",
         "labels": {"severity": "warning"},
         "annotations": {
@@ -62,8 +65,8 @@ ALERT_RULES = [
     },
     {
         "alert": "TmsLeaseExpiringSoon",
-        "expr": "(max by (namespace, lease) (tms_agent_lease_expiry_timestamp_seconds) - time()) < 3600\n"
-                "and (max by (namespace, lease) (tms_agent_lease_expiry_timestamp_seconds) - time()) > 0",
+        "expr": "(max by (namespace, owner, lease) (tms_agent_lease_expiry_timestamp_seconds) - time()) < 3600\n"
+                "and (max by (namespace, owner, lease) (tms_agent_lease_expiry_timestamp_seconds) - time()) > 0",
         "labels": {"severity": "info"},
         "annotations": {
             "summary": "Lease {{ $labels.lease }} expires within an hour",
@@ -108,7 +111,9 @@ def _relabelings() -> list[dict[str, Any]]:
         source = "__meta_kubernetes_pod_label_" + "".join(c if c.isalnum() else "_" for c in label)
         return {"sourceLabels": [source], "targetLabel": target, "action": "replace"}
 
-    return [keep(LEASE, "lease"), keep(INSTANCE, "instance_name"), keep(POOL, "pool")]
+    # A bespoke lease's pod carries its lease and owner; a pool instance's carries neither (an empty
+    # source sets no label), so the agent's own per-lease `lease` and `owner` are kept there.
+    return [keep(LEASE, "lease"), keep(OWNER, "owner"), keep(INSTANCE, "instance_name"), keep(POOL, "pool")]
 
 
 def rule_groups() -> list[dict[str, Any]]:

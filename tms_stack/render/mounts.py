@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tms_stack.desired import DesiredDocument, HttpsSource, S3Source, secret_dir, volume_dir
+from tms_stack.models.desired import DesiredDocument, HttpsSource, S3Source, secret_dir, volume_dir
 from tms_stack.models.policies import RepositoriesSpec
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tms_stack.models.stack import StackSettings
 from tms_stack.render.labels import metadata
-from tms_stack.stack import StackSettings
 
 TLS_DIR = "/var/run/tms/tls"
 CERTIFICATE_API = "cert-manager.io/v1"
@@ -32,20 +32,28 @@ def tls_args() -> list[str]:
     ]
 
 
-def dns_names(workload: str, namespace: str) -> list[str]:
-    """The workload's own Service names plus every Service of the namespace (wildcards).
+def dns_names(workload: str, namespace: str, services: tuple[str, ...] = ()) -> list[str]:
+    """Exactly the names of the Services that reach this Triton: its own, and `services` (a bespoke
+    lease's aliases; a pool instance's hosted leases and their aliases). Never a wildcard (issue 23
+    #7): the key sits in the Triton container, where tenant code can read it, so a wildcard for
+    the namespace would let any tenant present a valid certificate for every other lease's Service.
+    Triton reads its certificate only at start, so the pod template carries a digest of these names
+    (`tls_names_digest`): when they change, the Deployment rolls (maxUnavailable 0) and the new
+    pods present the re-issued certificate."""
+    out: list[str] = []
+    for name in (workload, *sorted(set(services) - {workload})):
+        out += [name, f"{name}.{namespace}", f"{name}.{namespace}.svc", f"{name}.{namespace}.svc.cluster.local"]
+    return out
 
-    Wildcards, because the Services that reach one Triton change without the pod restarting: a
-    pooled lease is placed on an instance, an alias moves to another lease. Triton reads its
-    certificate only at start, so a certificate listing exactly today's Services would be wrong
-    tomorrow. Every Triton of the namespace is ours, so the wider name set grants nothing new."""
-    return [workload, f"{workload}.{namespace}", f"{workload}.{namespace}.svc",
-            f"{workload}.{namespace}.svc.cluster.local",
-            f"*.{namespace}.svc", f"*.{namespace}.svc.cluster.local"]
+
+def tls_names_digest(names: list[str]) -> str:
+    import hashlib
+
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
 
 
 def certificate(workload: str, settings: StackSettings, labels: dict[str, str],
-                annotations: dict[str, str]) -> dict[str, Any]:
+                annotations: dict[str, str], services: tuple[str, ...] = ()) -> dict[str, Any]:
     tls = settings.tls
     assert tls is not None
     private_key: dict[str, Any] = {"algorithm": tls.privateKeyAlgorithm, "rotationPolicy": "Always"}
@@ -57,7 +65,7 @@ def certificate(workload: str, settings: StackSettings, labels: dict[str, str],
         "spec": {
             "secretName": tls_secret(workload),
             "commonName": workload,
-            "dnsNames": dns_names(workload, settings.namespace),
+            "dnsNames": dns_names(workload, settings.namespace, services),
             "usages": ["server auth", "digital signature", "key encipherment"],
             "privateKey": private_key,
             "issuerRef": {"name": tls.issuerName, "kind": tls.issuerKind, "group": tls.issuerGroup},

@@ -16,9 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tms_stack import units
-from tms_stack.desired import DESIRED_FILE, DesiredDocument
+from tms_stack.logic.resolve import EffectiveResources
+from tms_stack.models import units
+from tms_stack.models.desired import DESIRED_FILE, DesiredDocument
 from tms_stack.models.policies import RepositoriesSpec
+from tms_stack.models.stack import StackSettings
 from tms_stack.render.access import (
     AGENT,
     GRPC,
@@ -33,16 +35,44 @@ from tms_stack.render.access import (
 )
 from tms_stack.render.labels import EXPIRES, INSTANCE, image_version, metadata
 from tms_stack.render.mounts import repository_mounts
-from tms_stack.render.tritonopts import TLS_DIR, certificate, tls_args, tls_secret
-from tms_stack.resolve import EffectiveResources
-from tms_stack.stack import StackSettings
+from tms_stack.render.tritonopts import (
+    TLS_DIR,
+    certificate,
+    dns_names,
+    tls_args,
+    tls_names_digest,
+    tls_secret,
+)
 
 MODEL_DIR = "/models"
 DESIRED_DIR = "/etc/tms/desired"
 KUBE_API_DIR = "/var/run/secrets/tms/kube-api"  # token, ca.crt, namespace: the agent's only
 TOKEN_SECONDS = 3600  # the kubelet rotates it at 80% of its life; the agent re-reads the file
-AGENT_SECURITY: dict[str, Any] = {"runAsNonRoot": True, "runAsUser": 1000, "allowPrivilegeEscalation": False,
-                                  "readOnlyRootFilesystem": True}
+# Triton runs as the image's own non-root user (uid 1000: `triton-server` in NVIDIA's images), the
+# agent as another user (issue 23 #5, #7): the model folders it writes are its own (0755/0644), so
+# tenant code in Triton can read them but not replace a file inside them, and the agent refuses any
+# file under /models it does not own (agent/safefile.py). fsGroup 1000 is both users' group: Triton
+# reads the key file (0440) and the agent writes the shared emptyDirs.
+TRITON_UID, AGENT_UID, POD_GROUP = 1000, 1001, 1000
+_LOCKED_DOWN: dict[str, Any] = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                                "seccompProfile": {"type": "RuntimeDefault"}}
+AGENT_SECURITY: dict[str, Any] = {"runAsNonRoot": True, "runAsUser": AGENT_UID, "runAsGroup": POD_GROUP,
+                                  **_LOCKED_DOWN, "readOnlyRootFilesystem": True}
+TRITON_SECURITY: dict[str, Any] = {"runAsNonRoot": True, "runAsUser": TRITON_UID, "runAsGroup": POD_GROUP,
+                                   **_LOCKED_DOWN}
+TLS_NAMES = "tms-stack.dev/tls-names"
+# The agent's budget counts a model's archive and its unpacked copy within `repositorySize`; the
+# emptyDir's limit adds room for what the budget does not see (file-system blocks, Triton's own
+# files), so a model that fits the budget never gets the pod evicted (issue 23 #3).
+HEADROOM_FRACTION, HEADROOM_MIN = 0.10, 64 * 2**20
+
+
+def models_size_limit(repository_size: int) -> int:
+    """`repositorySize` plus 10 % (at least 64 MiB), rounded up to a whole MiB."""
+    total = repository_size + max(int(repository_size * HEADROOM_FRACTION), HEADROOM_MIN)
+    return -(-total // 2**20) * 2**20
+
+
 __all__ = ["AGENT", "GRPC", "HTTP", "METRICS", "Workload", "iam_role", "render_workload", "service"]
 
 
@@ -62,6 +92,10 @@ class Workload:
     # A pool instance: mounts every repository of the policies and is Ready after the agent's first
     # pass (docs/agent.md); a bespoke lease mounts its own and is Ready when all its models are.
     pooled: bool = False
+    # nodeSelector, tolerations and affinity of its node class (models/nodeclass.py NodeClass.pod_spec).
+    scheduling: dict[str, Any] | None = None
+    # Other Services that reach this Triton (aliases; a pool instance's hosted leases): TLS names.
+    service_names: tuple[str, ...] = ()
 
 
 def iam_role(desired: DesiredDocument, repos: RepositoriesSpec,
@@ -98,7 +132,7 @@ def render_workload(w: Workload, settings: StackSettings, repos: RepositoriesSpe
                                      _deployment(w, settings, region, repos),
                                      network_policy(w.name, settings, w.labels, w.annotations)]
     if settings.tls is not None:
-        objects.append(certificate(w.name, settings, w.labels, w.annotations))
+        objects.append(certificate(w.name, settings, w.labels, w.annotations, w.service_names))
     return objects
 
 
@@ -141,8 +175,10 @@ def _deployment(w: Workload, settings: StackSettings, region: str | None,
         "limits": {"cpu": res.cpu, "memory": memory},
     }
     if res.gpu:
-        triton_resources["requests"]["nvidia.com/gpu"] = str(res.gpu)
-        triton_resources["limits"]["nvidia.com/gpu"] = str(res.gpu)
+        # Extended resources are requested as limits (and requests equal to them): whole GPUs, a
+        # MIG profile or a time-sliced GPU, as the node class says.
+        triton_resources["requests"][res.gpu_resource] = str(res.gpu)
+        triton_resources["limits"][res.gpu_resource] = str(res.gpu)
     args = [
         f"--model-repository={MODEL_DIR}",
         "--model-control-mode=explicit",
@@ -169,6 +205,7 @@ def _deployment(w: Workload, settings: StackSettings, region: str | None,
             {"name": "metrics", "containerPort": METRICS, "protocol": "TCP"},
         ],
         "resources": triton_resources,
+        "securityContext": TRITON_SECURITY,
         # Liveness only after startup succeeded, and startup allows long model loads (TMS 1.1 bug:
         # the startup probe killed Tritons loading large models).
         "startupProbe": {"httpGet": {"path": "/v2/health/live", "port": "http"},
@@ -182,6 +219,11 @@ def _deployment(w: Workload, settings: StackSettings, region: str | None,
             *mounts.shared,
         ],
     }
+    if not res.gpu:
+        # Without a GPU request the NVIDIA container runtime would still expose every GPU of the
+        # node to a container whose image asks for them (NVIDIA_VISIBLE_DEVICES=all in Triton's
+        # image): `void` makes it expose none.
+        triton["env"] = [{"name": "NVIDIA_VISIBLE_DEVICES", "value": "void"}]
     agent_env: list[dict[str, Any]] = [
         {"name": "TMS_DESIRED", "value": f"{DESIRED_DIR}/{DESIRED_FILE}"},
         {"name": "TMS_DESIRED_CONFIGMAP", "value": w.name},
@@ -204,7 +246,7 @@ def _deployment(w: Workload, settings: StackSettings, region: str | None,
         {"name": "kube-api", "mountPath": KUBE_API_DIR, "readOnly": True},
     ]
     volumes: list[dict[str, Any]] = [
-        {"name": "models", "emptyDir": {"sizeLimit": units.format_memory(res.repository_size)}},
+        {"name": "models", "emptyDir": {"sizeLimit": units.format_memory(models_size_limit(res.repository_size))}},
         {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": units.format_memory(res.shared_memory)}},
         {"name": "desired", "configMap": {"name": w.name}},
         _kube_api_volume(),
@@ -226,7 +268,10 @@ def _deployment(w: Workload, settings: StackSettings, region: str | None,
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
         # Bespoke: Ready when every desired model is READY. Pool instance: Ready once the agent's
         # first pass is done; one lease's failure never flips it afterwards (docs/agent.md).
-        "readinessProbe": {"httpGet": {"path": "/ready", "port": "agent"}, "periodSeconds": 5},
+        # /ready answers from the agent's own sample of Triton (at most ~3 s old): probed every 2 s
+        # and believed at once, a pod whose models are gone leaves its Services within seconds.
+        "readinessProbe": {"httpGet": {"path": "/ready", "port": "agent"}, "periodSeconds": 2,
+                           "timeoutSeconds": 2, "failureThreshold": 1},
         "livenessProbe": {"httpGet": {"path": "/healthz", "port": "agent"}, "periodSeconds": 20,
                           "failureThreshold": 3},
         "volumeMounts": agent_mounts,
@@ -241,10 +286,11 @@ def _deployment(w: Workload, settings: StackSettings, region: str | None,
         # No container gets a token by default; the agent alone mounts one (_kube_api_volume).
         "automountServiceAccountToken": False,
         "terminationGracePeriodSeconds": 60,
-        "securityContext": {"fsGroup": 1000},
+        "securityContext": {"fsGroup": POD_GROUP, "seccompProfile": {"type": "RuntimeDefault"}},
         **({"initContainers": [key_init_container(settings, AGENT_SECURITY)]} if w.restricted else {}),
         "containers": [triton, agent],
         "volumes": volumes,
+        **(w.scheduling or {}),
     }
     if settings.imagePullSecrets:
         pod_spec["imagePullSecrets"] = [{"name": s} for s in settings.imagePullSecrets]
@@ -258,6 +304,9 @@ def _deployment(w: Workload, settings: StackSettings, region: str | None,
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
         "template": {"metadata": {"labels": dict(sorted(pod_labels.items()))}, "spec": pod_spec},
     }
+    if settings.tls is not None:
+        # Triton reads its certificate only at start: new Service names roll the pods.
+        pod_annotations[TLS_NAMES] = tls_names_digest(dns_names(w.name, settings.namespace, w.service_names))
     if pod_annotations:
         spec["template"]["metadata"]["annotations"] = dict(sorted(pod_annotations.items()))
     if w.replicas is not None:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from tms_stack import units
-from tms_stack.diagnostics import Diagnostic
-from tms_stack.loader import Loaded
-from tms_stack.models import Lease
-from tms_stack.resolve import effective_lease
+from tms_stack.logic.resolve import effective_lease
+from tms_stack.models import Lease, units
+from tms_stack.models.diagnostics import Diagnostic
+from tms_stack.repo.loader import Loaded
 from tms_stack.rules.context import Ctx
 
 
@@ -23,8 +22,10 @@ def autoscaling_rules(ctx: Ctx, loaded: Loaded, lease: Lease) -> Iterator[Diagno
                      "remove autoscaling")
         return
     lim = pol.replicas.limits
-    eff = effective_lease(lease, ctx.repo.limits, ctx.repo.allowlist).autoscaling
+    lease_eff = effective_lease(lease, ctx.repo.limits, ctx.repo.allowlist)
+    eff = lease_eff.autoscaling
     assert eff is not None
+    no_gpus = lease_eff.resources.gpu == 0
     ref = ctx.policy_ref("Limits", ("spec", "autoscaling", "replicas", "limits"))
     if not lim.minimum <= eff.min_replicas <= lim.maximumIdle:
         yield ctx.at(loaded, base + ("minReplicas",), "autoscaling.replicas",
@@ -51,6 +52,12 @@ def autoscaling_rules(ctx: Ctx, loaded: Loaded, lease: Lease) -> Iterator[Diagno
                          + (", ".join(m for m in ('cpuUtilization', 'gpuUtilization', 'queueTime', 'queueTimePercentage')
                                       if getattr(pol.metrics, m).allowed) or "none"))
             continue
+        if name == "gpuUtilization" and no_gpus and (
+                mreq.enabled is True or (mreq.enabled is None and mreq.threshold is not None)):
+            yield ctx.at(loaded, path, "autoscaling.gpu-metric",
+                         "gpuUtilization needs GPUs: this lease has none (gpu: 0), so GPU utilization stays 0 and "
+                         "the lease would never scale on it; remove the metric or ask for a GPU")
+            continue
         if mreq.threshold is None:
             continue
         tref = ctx.policy_ref("Limits", ("spec", "autoscaling", "metrics", name, "threshold"))
@@ -70,7 +77,9 @@ def autoscaling_rules(ctx: Ctx, loaded: Loaded, lease: Lease) -> Iterator[Diagno
                 yield ctx.at(loaded, path + ("threshold",), "autoscaling.threshold",
                              f"{name} threshold {value} is outside the admin range {lo}..{hi} percent ({tref})")
     if not eff.metrics:
+        dropped = (" (gpuUtilization, the admin's default, is left out: the lease has no GPU)"
+                   if no_gpus and pol.metrics.gpuUtilization.enabled else "")
         yield ctx.at(loaded, base, "autoscaling.no-metric",
-                     "autoscaling needs at least one enabled metric; allowed: "
+                     f"autoscaling needs at least one enabled metric{dropped}; allowed: "
                      + (", ".join(m for m in ('cpuUtilization', 'gpuUtilization', 'queueTime', 'queueTimePercentage')
                                   if getattr(pol.metrics, m).allowed) or "none"))

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from tms_stack import units
-from tms_stack.diagnostics import Diagnostic, Severity
-from tms_stack.loader import Loaded, Repository, _is_container
-from tms_stack.resolve import EffectiveResources
+from tms_stack.logic.resolve import EffectiveResources, effective_resources
+from tms_stack.models import units
+from tms_stack.models.diagnostics import Diagnostic, Severity, TmsError, UnreadableInput
+from tms_stack.models.stack import CONFIG_PREFIX
+from tms_stack.repo.loader import Loaded, Repository, _is_container
+from tms_stack.repo.stack import settings_from_document, stack_names
+from tms_stack.repo.yamlio import parse_file
 
 SHARED_MEMORY_HEADROOM = 128 * 1024**2
 CLOCK_SKEW = timedelta(minutes=5)
@@ -20,14 +25,79 @@ RESOURCE_FIELDS = (
     ("repositorySize", "repository_size", units.format_memory),
 )
 
+# A base's name reaches messages as part of a command to run (`tms pool lock --base <ref>`):
+# a git ref or commit, never shell syntax.
+BASE_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/@^~-]{0,199}")
+
+
+@dataclass(frozen=True)
+class Base:
+    """The revision a pull request is judged against (`tms check --base-dir`, `tms plan`, the
+    trusted review). Trusted: its placement lock is the previous placement, and what differs
+    from it is what the pull request changed."""
+
+    repo: Repository
+    label: str                                   # how messages name it: `tms pool lock --base <label>`
+    changed: tuple[tuple[str, str], ...] = ()    # (path, added|removed|changed), every path that differs
+    _models: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False, repr=False)
+
+    def differs(self, model: Any) -> bool:
+        """Whether a lease or pool is new in the pull request or differs from the base's (by
+        content, wherever its file lives)."""
+        if not self._models:
+            self._models[""] = {}  # built once, even for an empty base
+            for loaded in (*self.repo.leases.values(), *self.repo.pools.values()):
+                m: Any = loaded.model
+                self._models[f"{m.kind}/{m.name}"] = m.model_dump(mode="json")
+        return self._models.get(f"{model.kind}/{model.name}") != model.model_dump(mode="json")
+
+@dataclass(frozen=True)
+class StackDefault:
+    file: str
+    line: int
+    col: int
+    node_class: str | None
+
+
+def stack_defaults(repo: Repository) -> list[StackDefault]:
+    """Each readable stack file's defaultNodeClass (unreadable ones are stack_rules' findings)."""
+    out = []
+    for name in stack_names(repo.root):
+        path = repo.root / f"Pulumi.{name}.yaml"
+        if path.is_symlink() or not path.is_file():
+            continue
+        try:
+            doc = parse_file(path, path.name)
+            settings = settings_from_document(doc)
+        except (TmsError, UnreadableInput, OSError):
+            continue
+        pos = doc.pos(("config", f"{CONFIG_PREFIX}defaultNodeClass"))
+        out.append(StackDefault(path.name, pos.line, pos.col, settings.defaultNodeClass))
+    return out
 
 
 class Ctx:
-    def __init__(self, repo: Repository):
+    def __init__(self, repo: Repository, base: Base | None = None):
         self.repo = repo
+        self.base = base
         # Built once: pooled-lease rules look a pool up per lease (10,000 leases in the benchmark).
         self.pools_by_name = {p.name: p for p in repo.all_pools()}
         self.invalid_pool_names = {stem.lower() for stem in repo.invalid_pools}
+        self._stack_defaults: list[StackDefault] | None = None
+
+    @property
+    def stack_defaults(self) -> list[StackDefault]:
+        """Each stack file's defaultNodeClass (rules/nodeclasses.py StackDefault), read once."""
+        if self._stack_defaults is None:
+            self._stack_defaults = stack_defaults(self.repo)
+        return self._stack_defaults
+
+    @property
+    def default_class(self) -> str | None:
+        """The one default class every stack agrees on (None when they differ or set none):
+        what budgets count a Triton without a class of its own as."""
+        classes = {d.node_class for d in self.stack_defaults}
+        return classes.pop() if len(classes) == 1 else None
 
     def at(self, loaded: Loaded, path: tuple[Any, ...], rule: str, message: str,
            severity: Severity = Severity.ERROR) -> Diagnostic:
@@ -48,6 +118,4 @@ class Ctx:
 
 
 def effective_resources_of(values: Any) -> EffectiveResources:
-    from tms_stack.resolve import effective_resources
-
     return effective_resources(None, values)

@@ -6,18 +6,18 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from urllib.parse import urlparse
 
-from tms_stack import units
-from tms_stack.diagnostics import Diagnostic, Severity
-from tms_stack.loader import Loaded
-from tms_stack.models import Lease
-from tms_stack.resolve import effective_lease
+from tms_stack.logic.resolve import effective_lease
+from tms_stack.models import Lease, units
+from tms_stack.models.diagnostics import Diagnostic, Severity
+from tms_stack.models.urimatch import best_match, internal_host_reason
+from tms_stack.repo.loader import Loaded
 from tms_stack.rules.autoscaling import autoscaling_rules
 from tms_stack.rules.context import CLOCK_SKEW, Ctx
 from tms_stack.rules.resources import image_rule, resource_rules
-from tms_stack.urimatch import best_match
 
 
-def lease_rules(ctx: Ctx, stem: str, loaded: Loaded, now: datetime) -> Iterator[Diagnostic]:
+def lease_rules(ctx: Ctx, stem: str, loaded: Loaded, now: datetime, arriving: bool = False) -> Iterator[Diagnostic]:
+    """`arriving`: the pull request adds or changes this lease (a base is known)."""
     lease: Lease = loaded.model  # type: ignore[assignment]
     spec = lease.spec
     limits = ctx.repo.limits.spec
@@ -27,11 +27,34 @@ def lease_rules(ctx: Ctx, stem: str, loaded: Loaded, now: datetime) -> Iterator[
     yield from model_rules(ctx, loaded, lease)
 
     # expiry
-    if spec.expires <= now:
+    form = loaded.doc.forms.get(("spec", "expires"))
+    if form is not None:
+        # At the key: an alias's node (and so its value position) is the anchored one, elsewhere.
+        pos = loaded.doc.key_pos(("spec", "expires"))
+        yield Diagnostic(loaded.file, pos.line, pos.col, "lease.expires-form", expires_form_message(form))
+    if spec.expires <= now and arriving:
+        # Its expiry was fixed when the file was written; a review that took longer than the lease's
+        # duration must not merge it expired (issue 25 #6). Leases the PR does not touch stay a
+        # warning: prune removes them, and they must not fail other people's pull requests.
+        yield ctx.at(loaded, ("spec", "expires"), "lease.expired-on-arrival",
+                     f"lease expired at {units.format_utc(spec.expires)}, before this change could merge: renew it "
+                     f"with `tms lease renew {lease.name}` and push")
+    elif spec.expires <= now:
         yield ctx.at(loaded, ("spec", "expires"), "lease.expired",
                      f"lease expired at {units.format_utc(spec.expires)}; the prune job will remove it "
                      "(renew with `tms lease renew`)", Severity.WARNING)
     else:
+        # Never above the default duration: a policy of short leases must not warn on every one.
+        dur = limits.leases.duration
+        minimum, said = min((units.parse_duration(dur.minimum), dur.minimum),
+                            (units.parse_duration(dur.default), dur.default), key=lambda pair: pair[0])
+        if arriving and spec.expires - now < minimum:
+            yield ctx.at(loaded, ("spec", "expires"), "lease.short-lived",
+                         f"lease expires at {units.format_utc(spec.expires)}, less than the admin minimum lifetime "
+                         f"{said} from now "
+                         f"({ctx.policy_ref('Limits', ('spec', 'leases', 'duration', 'minimum'))}): it may expire "
+                         f"before it is merged and deployed; renew it with `tms lease renew {lease.name}`",
+                         Severity.WARNING)
         maximum = units.parse_duration(limits.leases.duration.maximum)
         if spec.expires - now > maximum + CLOCK_SKEW:
             yield ctx.at(loaded, ("spec", "expires"), "lease.duration",
@@ -87,6 +110,30 @@ def lease_rules(ctx: Ctx, stem: str, loaded: Loaded, now: datetime) -> Iterator[
         yield from autoscaling_rules(ctx, loaded, lease)
 
 
+EXPIRES_FORMS = {
+    "anchor": "carries an anchor (`&name`)",
+    "alias": "is an alias (`*name`)",
+    "tag": "carries a tag (`!!timestamp`, `!!str`, ...)",
+    "block": "is a block scalar (`|`, `|-`, `>`, `>-`)",
+}
+
+
+def expires_form_message(form: str) -> str:
+    """Prune rewrites `expires` in place; these forms would not survive it (issue 21)."""
+    return (f"spec.expires {EXPIRES_FORMS[form]}: write it as a plain or quoted timestamp, e.g. "
+            "`expires: 2026-12-01T18:00:00Z` (the prune job rewrites this one value in place)")
+
+
+def _literal_internal(host: str) -> str | None:
+    """Why `host` is internal as written (an IP literal, `localhost`, `*.svc`, `*.cluster.local`);
+    a name without a dot is left to the agent (whether it is a cluster Service depends on the pod's
+    search domains, and examples use such names)."""
+    name = host.strip("[]")
+    if "." not in name and ":" not in name and name.lower() != "localhost":
+        return None
+    return internal_host_reason(host)
+
+
 def model_rules(ctx: Ctx, loaded: Loaded, lease: Lease) -> Iterator[Diagnostic]:
     repos = ctx.repo.repositories.spec
     known = {r.repositoryName for r in repos.s3} | {r.repositoryName for r in repos.volumes}
@@ -115,6 +162,12 @@ def model_rules(ctx: Ctx, loaded: Loaded, lease: Lease) -> Iterator[Diagnostic]:
             if not parsed.hostname:
                 yield ctx.at(loaded, ("spec", "models", i, "uri"), "model.uri",
                              f"{uri!r}: an http(s) model URL needs a host (http(s)://host/path to a zip archive)")
+            elif (why := _literal_internal(parsed.hostname)) is not None and best_match(
+                    [(h.targetUri, h.targetUri) for h in repos.https], uri) is None:
+                # The agent refuses it too (outside/sources/hosts.py): say so at review time.
+                yield ctx.at(loaded, ("spec", "models", i, "uri"), "model.uri-internal",
+                             f"{uri!r}: the host is {why}; model URLs may reach internal addresses only "
+                             "where a repository in the policies (Repositories https targetUri) names them")
             elif parsed.scheme == "http" and (secret := best_match(
                     [(h.targetUri, h.secretName) for h in repos.https], uri)) is not None:
                 # The agent would have to send the secret in clear; it refuses, so refuse it here.
@@ -146,3 +199,11 @@ def pooled_rules(ctx: Ctx, loaded: Loaded, lease: Lease) -> Iterator[Diagnostic]
         yield ctx.at(loaded, ("spec", "pool", "quota"), "pool.quota",
                      f"quota {share.quota} exceeds the instanceQuota {pool.spec.instanceQuota} of pool {pool.name}: "
                      "a lease must fit on one instance")
+    # A share's `count` is bounded by its quota: each model instance Triton loads on a shared
+    # instance takes at least one unit of that instance (a quota-1 share once asked for 64).
+    for i, model in enumerate(lease.spec.models):
+        if model.count > share.quota:
+            yield ctx.at(loaded, ("spec", "models", i, "count"), "pool.count",
+                         f"count {model.count} of model {model.name!r} exceeds this lease's quota {share.quota} "
+                         f"(pool {pool.name}, instanceQuota {pool.spec.instanceQuota}): a pooled model runs at "
+                         "most one instance per unit of quota; lower count or raise quota")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 
-from tms_stack.diagnostics import Diagnostic
-from tms_stack.loader import Repository
 from tms_stack.models import Lease, Pool
+from tms_stack.models.diagnostics import Diagnostic
 from tms_stack.models.pool import k8s_pool_name
+from tms_stack.repo.loader import Repository
 from tms_stack.rules.context import Ctx
 
 
@@ -19,18 +19,19 @@ def service_names(repo: Repository) -> dict[str, str]:
 
 
 def pool_instance_owner(repo: Repository) -> Callable[[str], str | None]:
-    """`name -> "pool <file>"` when `name` is the Service of a pool instance (`<pool>-<index>`,
-    index < instances.max), else None."""
-    by_prefix: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    """`name -> "pool <file>"` when `name` is the Service of a pool instance (`<pool>-<n>`), else
+    None. Every n is reserved, not only those below today's instances.max: a pool may grow, and
+    an instance must never find its name taken by a lease (nor `<pool>-01` pass for one)."""
+    by_prefix: dict[str, list[str]] = defaultdict(list)
     for loaded in repo.pools.values():
         pool: Pool = loaded.model  # type: ignore[assignment]
-        by_prefix[k8s_pool_name(pool.name)].append((pool.spec.instances.max, loaded.file))
+        by_prefix[k8s_pool_name(pool.name)].append(loaded.file)
 
     def owner(name: str) -> str | None:
         prefix, _, index = name.rpartition("-")
-        if not index.isdigit() or (len(index) > 1 and index.startswith("0")):
+        if not index.isdigit() or not index.isascii():
             return None
-        return next((f"pool {file}" for top, file in by_prefix.get(prefix, ()) if int(index) < top), None)
+        return next((f"pool {file}" for file in by_prefix.get(prefix, ())), None)
 
     return owner
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from tms_stack import units
-from tms_stack.diagnostics import Diagnostic
+from tms_stack.models import units
+from tms_stack.models.diagnostics import Diagnostic
 from tms_stack.rules.context import RESOURCE_FIELDS, SHARED_MEMORY_HEADROOM, Ctx, effective_resources_of
 
 

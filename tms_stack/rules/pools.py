@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from tms_stack.diagnostics import Diagnostic
-from tms_stack.loader import Loaded
+from tms_stack.logic.resolve import effective_pool_resources
 from tms_stack.models import Pool
+from tms_stack.models.diagnostics import Diagnostic
 from tms_stack.models.pool import k8s_pool_name
-from tms_stack.resolve import effective_pool_resources
+from tms_stack.repo.loader import Loaded
 from tms_stack.rules.context import Ctx
 from tms_stack.rules.resources import image_rule, resource_rules
 

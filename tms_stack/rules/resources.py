@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from tms_stack import units
-from tms_stack.diagnostics import Diagnostic
-from tms_stack.loader import Loaded
-from tms_stack.resolve import EffectiveResources, default_image
+from tms_stack.logic.resolve import EffectiveResources, default_image
+from tms_stack.models import units
+from tms_stack.models.diagnostics import Diagnostic
+from tms_stack.repo.loader import Loaded
 from tms_stack.rules.context import RESOURCE_FIELDS, SHARED_MEMORY_HEADROOM, Ctx, effective_resources_of
 
 

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from tms_stack.diagnostics import Diagnostic, TmsError
 from tms_stack.models import Lease
+from tms_stack.models.diagnostics import Diagnostic, TmsError
+from tms_stack.repo.stack import settings_from_document, stack_names
+from tms_stack.repo.yamlio import parse_file
 from tms_stack.rules.context import Ctx
 
 
 def _stacks_without_telemetry(ctx: Ctx) -> list[str]:
-    from tms_stack.stack import settings_from_document
-    from tms_stack.yamlio import parse_file
-
     root = ctx.repo.root
     missing = []
-    for path in sorted(root.glob("Pulumi.*.yaml")):
+    # a shard stack's own file is not read: the shard runs with its home's settings
+    for path in (root / f"Pulumi.{name}.yaml" for name in stack_names(root)):
         try:
             settings = settings_from_document(parse_file(path, path.name))
         except TmsError:

@@ -6,6 +6,7 @@ namespace (kube-proxy's rules, as from another machine)."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -76,6 +77,40 @@ def test_bespoke_lease_becomes_ready_and_answers_through_its_service(bespoke: tu
     # the model came from S3, was loaded by the agent into the pod's own Triton, and answers
     assert stack.infer("adder", "addone", 41.0) == 42.0
     print(f"bespoke lease Ready {took:.1f}s after apply")
+    # Issue 23 #7: the tritonserver image serves under the rendered securityContext, and the kernel
+    # says so: Triton runs as uid 1000, the agent as 1001, no capabilities, no new privileges,
+    # seccomp filtering on.
+    triton = next(c for c in pod["spec"]["containers"] if c["name"] == "triton")
+    assert triton["securityContext"]["runAsUser"] == 1000
+    assert triton["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    procs = _processes()
+    servers = [p for p in procs if p["exe"].endswith("tritonserver") and "--model-repository=/models" in p["cmd"]]
+    # the launcher is a Python script: the agent's cmdline is `/usr/bin/python3 /usr/local/bin/tms agent ...`
+    agents = [p for p in procs if re.search(r"(^|/)tms agent( |$)", p["cmd"])]
+    assert servers and agents, procs
+    for p in servers:
+        assert (p["uid"], p["cap_eff"], p["no_new_privs"], p["seccomp"]) == ("1000", 0, "1", "2"), p
+    for p in agents:
+        assert (p["uid"], p["cap_eff"], p["no_new_privs"], p["seccomp"]) == ("1001", 0, "1", "2"), p
+
+
+def _processes() -> list[dict]:
+    """Every process on this machine (the node's containers included) with its identity."""
+    import os
+
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            status = dict(line.split(":\t", 1) for line in open(f"/proc/{pid}/status").read().splitlines()
+                          if ":\t" in line)
+            cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace").strip()
+            exe = cmd.split(" ", 1)[0]
+        except OSError:
+            continue
+        out.append({"pid": pid, "exe": exe, "cmd": cmd, "uid": status.get("Uid", "").split()[0],
+                    "cap_eff": int(status.get("CapEff", "0"), 16), "no_new_privs": status.get("NoNewPrivs", ""),
+                    "seccomp": status.get("Seccomp", "")})
+    return out
 
 
 def test_renewing_the_lease_leaves_its_pod_running(bespoke: tuple[NodeStack, float]) -> None:
