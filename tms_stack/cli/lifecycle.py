@@ -154,7 +154,7 @@ def register(app: typer.Typer) -> None:
 
         require_stack(resolve_root(root), stack)
         if targets:
-            t = compute_targets(resolve_root(root), base, stack, parse_now(now))
+            t = compute_targets(resolve_root(root), base, stack, parse_now(now), cache=not no_cache)
             summary = (f"whole stack: {t.reason}" if t.whole_stack else
                        f"{len(t.groups)} group(s) changed: {', '.join(t.groups[:10]) or 'none'}"
                        f"{' ...' if len(t.groups) > 10 else ''} ({len(t.urns)} URNs)")

@@ -9,15 +9,19 @@ from pathlib import Path
 
 from tms_stack.commands.check import format_text, gc_paused, run_check
 from tms_stack.models.diagnostics import PolicyFindings, UnreadableInput
-from tms_stack.render import RenderGroup, render_repository
+from tms_stack.render import Only, RenderGroup, render_repository
 from tms_stack.render.shards import Assignment, assign_models
 from tms_stack.repo.loader import Repository
 from tms_stack.repo.lockfile import read_lock
+from tms_stack.repo.parsecache import ReadFn
 from tms_stack.repo.stack import StackRef, load_stack_settings, resolve_stack
+from tms_stack.rules import LeaseRuleMemo
 
 
-def _checked(root: Path, now: datetime | None) -> Repository:
-    result = run_check(root, now)
+def checked(root: Path, now: datetime | None, read: ReadFn | None = None, memo: LeaseRuleMemo | None = None) -> Repository:
+    """The repository at `root`, loaded and checked; PolicyFindings/UnreadableInput when it fails
+    (a rendering never starts from files `tms check` refuses). `read`, `memo`: as run_check's."""
+    result = run_check(root, now, read=read, memo=memo)
     if result.exit_code != 0:
         error = UnreadableInput if result.unreadable else PolicyFindings
         kind = "unreadable input" if result.unreadable else "policy violations"
@@ -29,7 +33,7 @@ def render_root(root: Path, stack: str | None = None, now: datetime | None = Non
     # The collector off for the render too: it allocates ~80 objects' worth of dicts per lease and
     # frees none of them before the caller is done (issue 27; commands/check.py gc_paused).
     with gc_paused():
-        repo = _checked(root, now)
+        repo = checked(root, now)
         settings = load_stack_settings(root, stack)
         return render_repository(repo, settings, read_lock(root), now)
 
@@ -54,12 +58,19 @@ def render_fleet(root: Path, stack: str | None = None, now: datetime | None = No
     whose groups alone are rendered, for its program (at 10,000 leases in 10 shards, a tenth of
     the rendering); `groups` then holds those only."""
     with gc_paused():
-        repo = _checked(root, now)
-        ref = resolve_stack(root, stack)
-        assignment = assign_models(ref.home, ref.settings.shards, repo.all_leases(), repo.all_pools())
-        keep = None
-        if only is not None and ref.sharded and only != ref.home:
-            def keep(key: str) -> bool:
-                return assignment.where(key) == only
-        groups = render_repository(repo, ref.settings, read_lock(root), now, keep=keep)
-        return Fleet(ref, groups, assignment)
+        return fleet_of(checked(root, now), root, stack, now, shard=only)
+
+
+def fleet_of(repo: Repository, root: Path, stack: str | None, now: datetime | None = None,
+             shard: str | None = None, only: Only | None = None) -> Fleet:
+    """`render_fleet` of a repository already loaded and checked (`tms plan --targets` checks both
+    trees through one parse cache). `only`: the groups a partial rendering makes (render/__init__.py);
+    the assignment is always the whole fleet's."""
+    ref = resolve_stack(root, stack)
+    assignment = assign_models(ref.home, ref.settings.shards, repo.all_leases(), repo.all_pools())
+    keep = None
+    if shard is not None and ref.sharded and shard != ref.home:
+        def keep(key: str) -> bool:
+            return assignment.where(key) == shard
+    groups = render_repository(repo, ref.settings, read_lock(root), now, only=only, keep=keep)
+    return Fleet(ref, groups, assignment)

@@ -15,6 +15,7 @@ whole stack (a `**` glob), never a guess.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import tempfile
@@ -24,13 +25,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from tms_stack.commands.check import gc_paused, parse_cache
+from tms_stack.commands.narrow import narrow
 from tms_stack.commands.plan import checkout_base
-from tms_stack.commands.render import Fleet, render_fleet
+from tms_stack.commands.render import Fleet, checked, fleet_of
 from tms_stack.models.diagnostics import TmsError
 from tms_stack.render import object_key
 from tms_stack.render.urns import child_urn, component_urn, stack_prefix, type_token
-from tms_stack.repo.stack import stack_names
+from tms_stack.repo.lockfile import read_lock, shared_reads
+from tms_stack.repo.stack import resolve_stack, stack_names
 from tms_stack.repo.yamlio import parse_file
+from tms_stack.rules import LeaseRuleMemo
 
 # Above this many changed groups a targeted deploy saves little and the command line grows long.
 MAX_GROUPS = 200
@@ -84,27 +89,53 @@ def _whole(stacks: list[str], project: str, reason: str) -> Targets:
     return Targets(urns=[f"{stack_prefix(s, project)}**" for s in stacks], whole_stack=True, reason=reason)
 
 
-def compute_targets(root: Path, base: str, stack: str | None = None, now: datetime | None = None) -> Targets:
+def compute_targets(root: Path, base: str, stack: str | None = None, now: datetime | None = None,
+                    cache: bool = True) -> Targets:
     """The URNs to target. In a sharded fleet (`tms-stack:shards`) every URN names the stack that
     holds its group: `--stack <home>` answers for every stack of the fleet (deploy.yml splits
     the lines by stack), `--stack <shard>` for that one. A group sits where the work tree's
     assignment puts it (`tms shard moves` moved it there before the deploy); a group deleted
-    from the files, where the base's put it."""
+    from the files, where the base's put it.
+
+    `cache` (as `tms plan`'s, docs/review.md): both trees are read through the parse cache and
+    only the groups the change can touch are rendered (commands/narrow.py); without it every
+    group of both trees is rendered. The answer is the same (tests/unit/test_targets_narrow.py)."""
     root = root.resolve()
     stack = _stack_name(root, stack)
     project = project_name(root)
-    fleet = render_fleet(root, stack, now)  # a work tree that does not render is the user's error
-    ref = fleet.stack
-    scope = ref.members if stack == ref.home else [stack]
-    with tempfile.TemporaryDirectory(prefix="tms-targets-") as tmp:
-        base_root = Path(tmp)
-        checkout_base(root, base, base_root)
-        if not (base_root / f"Pulumi.{ref.home}.yaml").exists():
-            return _whole(scope, project, f"the base {base} has no Pulumi.{ref.home}.yaml")
-        try:
-            base_fleet = render_fleet(base_root, ref.home, now)
-        except TmsError as exc:
-            return _whole(scope, project, f"the base {base} does not render: {str(exc).splitlines()[0]}")
+    reader = parse_cache(cache)
+    read = reader.read if reader else None
+    memo = LeaseRuleMemo() if reader else None
+    with shared_reads() if reader else contextlib.nullcontext(), gc_paused():
+        repo = checked(root, now, read, memo)  # a work tree that does not pass is the user's error
+        ref = resolve_stack(root, stack)
+        scope = ref.members if stack == ref.home else [stack]
+        with tempfile.TemporaryDirectory(prefix="tms-targets-") as tmp:
+            base_root = Path(tmp)
+            checkout_base(root, base, base_root)
+            if not (base_root / f"Pulumi.{ref.home}.yaml").exists():
+                return _whole(scope, project, f"the base {base} has no Pulumi.{ref.home}.yaml")
+            try:
+                base_repo = checked(base_root, now, read, memo)
+                base_ref = resolve_stack(base_root, ref.home)
+            except TmsError as exc:
+                fleet_of(repo, root, stack, now)  # the work tree's own rendering error comes first
+                return _whole(scope, project, f"the base {base} does not render: {str(exc).splitlines()[0]}")
+            if reader:
+                reader.save()
+            only = None
+            if reader:
+                try:
+                    only = narrow(base_repo, repo, base_ref.settings, ref.settings, read_lock(base_root),
+                                  read_lock(root))
+                except Exception:  # noqa: BLE001 - the whole renderings below say what is wrong
+                    only = None
+            # The work tree first: its failure is the user's error, the base's means "everything".
+            fleet = fleet_of(repo, root, stack, now, only=only)
+            try:
+                base_fleet = fleet_of(base_repo, base_root, ref.home, now, only=only)
+            except TmsError as exc:
+                return _whole(scope, project, f"the base {base} does not render: {str(exc).splitlines()[0]}")
 
     def locate(key: str) -> str:
         where = fleet.assignment.stack_of.get(key)
