@@ -94,8 +94,9 @@ class Deploy:
         step = workflow_step("deploy.yml", "up", "pulumi up")
         assert set(step["env"]) == {"PULUMI_ACCESS_TOKEN"}
         job_env = yaml.safe_load((ROOT / ".github" / "workflows" / "deploy.yml").read_text())["jobs"]["up"]["env"]
-        assert set(job_env) == {"STACK", "TARGETED"}
+        assert set(job_env) == {"STACK", "TARGETED", "TMS_CACHE"} and job_env["TMS_CACHE"] == "memory"
         proc = run_step(step, self.repo, {"PATH": self.path, "STACK": "example", "TARGETED": str(targeted).lower(),
+                                          "TMS_CACHE": job_env["TMS_CACHE"],
                                           "RUNNER_TEMP": str(self.temp), "PULUMI_LOG": str(self.log),
                                           "PULUMI_TAGS": str(self.tags), "PULUMI_UP_RC": str(up_rc),
                                           "NO_COLOR": "1", "PULUMI_HOME": str(self.home)})

@@ -182,3 +182,24 @@ def test_the_cli_keeps_the_cache_outside_the_repository(example_repo: Path, tmp_
         assert out.returncode == 0, out.stdout + out.stderr
         assert not (tmp_path / "xdg" / "tms-stack" / "parse-cache" / PACK).exists()
 
+
+
+def test_memory_mode_shares_answers_in_one_command_and_never_touches_disk(
+        example_repo: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TMS_CACHE=memory (deploy.yml): a pack already on disk is not read, none is written, and the
+    two trees of one command still share the answers for identical files."""
+    from tms_stack.repo.parsecache import reader
+
+    _warm(example_repo)                          # a pack a deploy must not read
+    packed = (cache / PACK).read_bytes()
+    monkeypatch.setenv("TMS_CACHE", "memory")
+    pc = reader()
+    assert pc is not None and pc.key is None and pc.stored == {}
+    assert _findings(example_repo, pc) == _findings(example_repo, None)
+    first = pc.misses
+    assert first > 0 and pc.hits == 0, "read from the pack on disk"
+    _findings(example_repo, pc)                  # the second tree of the same command
+    assert pc.misses == first and pc.hits == first
+    assert not pc.save() and (cache / PACK).read_bytes() == packed
+    monkeypatch.setenv("TMS_CACHE", "off")
+    assert reader() is None

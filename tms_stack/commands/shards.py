@@ -24,12 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tms_stack.commands.check import gc_paused, parse_cache
 from tms_stack.commands.plan import checkout_base
 from tms_stack.commands.targets import project_name
 from tms_stack.models.diagnostics import TmsError
 from tms_stack.render.shards import Assignment, Move, assign_models, plan_moves
 from tms_stack.render.urns import COMPONENT_TYPES, component_urn, group_key
 from tms_stack.repo.loader import load_repository
+from tms_stack.repo.parsecache import ReadFn
 from tms_stack.repo.stack import StackRef, resolve_stack
 
 # URNs per `pulumi state move` call: each call rewrites both states once, so fewer is faster, but
@@ -39,10 +41,13 @@ URNS_PER_CALL = 200
 _KIND_OF_TYPE = {v: k for k, v in COMPONENT_TYPES.items()}
 
 
-def fleet_assignment(root: Path, stack: str | None) -> tuple[StackRef, Assignment]:
-    """The assignment of the work tree's files (loaded, not checked: `tms check` judges them)."""
+def fleet_assignment(root: Path, stack: str | None, read: ReadFn | None = None) -> tuple[StackRef, Assignment]:
+    """The assignment of the work tree's files (loaded, not checked: `tms check` judges them).
+    `read`: through the parse cache (a deploy loads the work tree and the deployed commit, which
+    differ in a few files)."""
     ref = resolve_stack(root, stack)
-    repo = load_repository(root)
+    with gc_paused():
+        repo = load_repository(root, read=read)
     return ref, assign_models(ref.home, ref.settings.shards, repo.all_leases(), repo.all_pools())
 
 
@@ -69,7 +74,7 @@ class MovePlan:
                 "commands": [shlex.join(c) for c in self.commands()]}
 
 
-def where_from_base(root: Path, base: str, home: str) -> dict[str, str]:
+def where_from_base(root: Path, base: str, home: str, read: ReadFn | None = None) -> dict[str, str]:
     """group key -> stack, as the base commit's files assigned them (every group of a base without
     sharding is in the home stack; a base without the stack file holds nothing)."""
     with tempfile.TemporaryDirectory(prefix="tms-shards-") as tmp:
@@ -77,7 +82,7 @@ def where_from_base(root: Path, base: str, home: str) -> dict[str, str]:
         checkout_base(root, base, base_root)
         if not (base_root / f"Pulumi.{home}.yaml").exists():
             return {}
-        _, before = fleet_assignment(base_root, home)
+        _, before = fleet_assignment(base_root, home, read)
     return dict(before.stack_of)
 
 
@@ -89,16 +94,20 @@ def changed_since(root: Path, stack: str | None, refs: Iterable[str]) -> str | N
     pending one agree with the work tree, nothing can be out of place, and the deploy skips reading
     every stack's state (seconds per stack at 1,000 leases)."""
     root = root.resolve()
-    ref, head = fleet_assignment(root, stack)
+    reader = parse_cache()
+    read = reader.read if reader else None
+    ref, head = fleet_assignment(root, stack, read)
     for commit in refs:
         try:
-            before = where_from_base(root, commit, ref.home)
+            before = where_from_base(root, commit, ref.home, read)
         except (subprocess.CalledProcessError, OSError, TmsError) as exc:
             return f"{commit} cannot be read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
         for key, where in head.stack_of.items():
             was = before.get(key)
             if was is not None and was != where:
                 return f"{key} was in {was} at {commit}, is in {where} now"
+    if reader:
+        reader.save()
     return None
 
 
@@ -164,17 +173,21 @@ def plan_shard_moves(root: Path, stack: str | None, base: str | None = None,
     are from that commit's assignment; otherwise from the states of the fleet's stacks and `also`
     (stacks that left `tms-stack:shards` and may still hold groups)."""
     root = root.resolve()
-    ref, assignment = fleet_assignment(root, stack)
+    reader = parse_cache()
+    read = reader.read if reader else None
+    ref, assignment = fleet_assignment(root, stack, read)
     project = project_name(root)
     plan = MovePlan(ref.home, project)
     if base is not None:
         plan.source = f"base {base}"
-        where = where_from_base(root, base, ref.home)
+        where = where_from_base(root, base, ref.home, read)
     else:
         plan.source = "state"
         stacks = list(dict.fromkeys([*ref.members, *also]))
         where = where_from_states(export_states(stacks, run or pulumi_runner(root)), project)
     plan.moves = plan_moves(where, assignment)
+    if reader:
+        reader.save()
     return plan
 
 

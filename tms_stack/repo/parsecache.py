@@ -211,5 +211,10 @@ class ParseCache:
 
 
 def reader(cache: bool = True) -> ParseCache | None:
-    """The cache for a command, or None when turned off (`--no-cache`, TMS_CACHE=off)."""
-    return ParseCache() if cache and enabled() else None
+    """The cache for a command, or None when turned off (`--no-cache`, TMS_CACHE=off).
+    TMS_CACHE=memory: one command's trees share their answers in memory, and nothing is read from
+    or written to disk (deploy.yml: a fresh runner's pack would be written for nobody, and a pack on
+    a runner shared with pull requests' code is not one a deploy should read)."""
+    if not (cache and enabled()):
+        return None
+    return ParseCache(use_disk=os.environ.get("TMS_CACHE", "").strip().lower() != "memory")
