@@ -104,11 +104,17 @@ def no_engine(args: argparse.Namespace, tmp: Path, report: Any) -> None:
     from engine_scale import edit_one_lease
 
     edit_one_lease(repo, lease, "extra_0")
-    seconds, out = timed([*TMS, "plan", "--base", "HEAD", "--stack", HOME, "--targets"], repo)
+    # as deploy.yml runs them (TMS_CACHE=memory), then with both trees rendered whole (--no-cache)
+    env = {**os.environ, "TMS_CACHE": "memory"}
+    moves_s, _ = timed([*TMS, "shard", "moves", "--stack", HOME, "--if-changed-since", "HEAD", "--run"], repo, env)
+    seconds, out = timed([*TMS, "plan", "--base", "HEAD", "--stack", HOME, "--targets"], repo, env)
+    full_s, full = timed([*TMS, "plan", "--base", "HEAD", "--stack", HOME, "--targets", "--no-cache"], repo, env)
     urns = out.split()
     assert urns and all(u.startswith(f"urn:pulumi:{stack_of['Lease/' + lease]}::") for u in urns), urns
+    assert full.split() == urns, "the narrowed targets differ from the full ones"
     report(f"{args.leases} tms plan --targets (one lease of {stack_of['Lease/' + lease]})",
-           {"seconds": seconds, "targets": len(urns), "load": load()})
+           {"seconds": seconds, "whole_renderings_s": full_s, "moves_s": moves_s, "targets": len(urns),
+            "load": load()})
 
 
 def with_engine(args: argparse.Namespace, tmp: Path, report: Any) -> None:
@@ -146,7 +152,7 @@ def with_engine(args: argparse.Namespace, tmp: Path, report: Any) -> None:
         env.update(PATH=os.pathsep.join([*tools["pulumi"]["bin_dirs"], str(ROOT / ".venv" / "bin"), env["PATH"]]),
                    PULUMI_HOME=str(home), PULUMI_CONFIG_PASSPHRASE="tms-bench", PULUMI_SKIP_UPDATE_CHECK="true",
                    PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true", KUBECONFIG=str(cp.kubeconfig),
-                   NO_COLOR="1", PULUMI_BACKEND_URL=f"file://{state}")
+                   NO_COLOR="1", PULUMI_BACKEND_URL=f"file://{state}", TMS_CACHE="memory")  # as deploy.yml
         config = ["--config-file", f"Pulumi.{HOME}.yaml"]
 
         def pulumi(*argv: str, seen: Any = None, extra_env: dict[str, str] | None = None) -> Run:
