@@ -15,7 +15,7 @@ from typing import Any
 
 import pulumi
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import NOW
@@ -115,6 +115,9 @@ _TOKENS = st.one_of(
 
 @settings(max_examples=2000, deadline=None)
 @given(st.lists(_TOKENS, max_size=10))
+# found in CI: `--stack` takes `--exclude` as its value, then `-tURN` targets
+@example(tokens=["up", "--stack", "--exclude", f"-t{LEASE}"])
+@example(tokens=["up", "-s", "--", f"--target={LEASE}"])
 def test_narrowing_never_leaves_out_a_group_the_command_names(tokens: list[str]) -> None:
     """Whatever the command line, a narrowed answer holds the group of every URN that appears in
     it anywhere (as a flag's value or on its own), comes only with a target flag and an up or

@@ -143,7 +143,9 @@ def _parse(argv: Sequence[str]) -> tuple[list[str], list[str]] | None:
             return None                 # a URN where we do not know what pulumi does with it
         elif flag in _VALUE_FLAGS and not eq:
             i += 1                      # its value follows
-            if i < len(args) and _URN_MARK in args[i]:
+            # A URN, or what looks like a flag (`--stack --exclude`: pulumi takes `--exclude` as the
+            # stack's name, but a reader that guessed wrong would narrow under a widening flag).
+            if i < len(args) and (_URN_MARK in args[i] or args[i].startswith("-")):
                 return None
         elif not arg.startswith("-"):
             if command is not None:
