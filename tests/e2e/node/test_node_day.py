@@ -38,6 +38,7 @@ import yaml
 
 from bench import user_waits
 from tests.e2e.kubeapi import Kube
+from tests.e2e.node.namemove import MoveWatch, RequestLoop
 from tests.e2e.node.node import Node
 from tests.e2e.node.stack import STACK, NodeStack
 from tests.e2e.node.test_node_leases import s3  # noqa: F401  (the module's S3 server fixture)
@@ -207,43 +208,25 @@ def test_one_day_in_the_life_of_a_lease(day: Day, tmp_path: Path) -> None:
     before, after = fleet.merge(pr2)
     url = f"http://{data.service_ip(ALIAS)}:8000/v2/models/addone/infer"
     body = {"inputs": [{"name": "INPUT0", "shape": [1], "datatype": "FP32", "data": [1.0]}]}
-    results: list[tuple[float, int, str]] = []
-    stop = threading.Event()
-
-    def client() -> None:
-        while not stop.is_set():
-            status, text = data.node.client_http("POST", url, body, timeout=5)
-            results.append((time.monotonic(), status, text[:200]))
-
-    loop = threading.Thread(target=client, daemon=True)
-    loop.start()
-    runs: list[Run] = []
-    deploying = threading.Thread(target=lambda: runs.append(
-        day.run("deploy.yml", "push", push_event(before, after), after)), daemon=True)
-    start = time.monotonic()
-    deploying.start()
-    moved_at = ready_at = None
-    while deploying.is_alive():
-        assert time.monotonic() - start < 1200, "deploy.yml did not finish in 20 minutes"
-        dep = day.deployment("adder-v2") or {}
-        if ready_at is None and (dep.get("status") or {}).get("availableReplicas"):
-            ready_at = time.monotonic()
-        svc = kube.get("v1", "Service", ALIAS, NAMESPACE) or {"spec": {"selector": {}}}
-        if moved_at is None and svc["spec"]["selector"].get("tms-stack.dev/instance") == "adder-v2":
-            moved_at = time.monotonic()
-            assert ready_at is not None, "the name moved before adder-v2's Deployment was available"
-        time.sleep(0.3)
-    deploying.join()
-    [move] = runs
-    assert move.job_result("deploy", "up") == "succeeded", move.tail()
-    assert data.infer(ALIAS, "addtwo", 1.0, timeout_s=120) == 3.0, "the name does not answer from adder-v2"
-    waits["merge -> name answering from the new lease (deploy.yml)"] = time.monotonic() - start
-    time.sleep(2)
-    stop.set()
-    loop.join(timeout=30)
-    failed = [(round(t - start, 1), s, text) for t, s, text in results if s != 200]
-    assert len(results) >= 10, f"too few requests to judge: {len(results)}"
-    assert not failed, f"{len(failed)} of {len(results)} requests through the name failed: {failed[:5]}"
+    with RequestLoop(data.node, url, body) as requests:
+        runs: list[Run] = []
+        deploying = threading.Thread(target=lambda: runs.append(
+            day.run("deploy.yml", "push", push_event(before, after), after)), daemon=True)
+        start = time.monotonic()
+        deploying.start()
+        watch = MoveWatch(kube, NAMESPACE, ALIAS, "adder-v2")
+        while deploying.is_alive():
+            assert time.monotonic() - start < 1200, "deploy.yml did not finish in 20 minutes"
+            watch.poll()
+            time.sleep(0.3)
+        deploying.join()
+        [move] = runs
+        assert move.job_result("deploy", "up") == "succeeded", move.tail()
+        assert data.infer(ALIAS, "addtwo", 1.0, timeout_s=120) == 3.0, "the name does not answer from adder-v2"
+        waits["merge -> name answering from the new lease (deploy.yml)"] = time.monotonic() - start
+        time.sleep(2)
+    requests.assert_none_failed(start, "through the name during the move")
+    ready_at, moved_at, results = watch.ready_at, watch.moved_at, requests.results
     assert moved_at is not None, "the name's Service never selected adder-v2"
 
     # 5. the clock passes adder's expiry; prune's scheduled run removes it and deploys
@@ -276,6 +259,6 @@ def test_one_day_in_the_life_of_a_lease(day: Day, tmp_path: Path) -> None:
     # the table bench/user_waits.py prints, from what this run measured
     out = Path(os.environ.get("TMS_BENCH_OUT") or tmp_path / "waits.json")
     out.write_text(json.dumps(
-        {"waits_s": waits, "requests_during_move": len(results), "failed_during_move": len(failed),
+        {"waits_s": waits, "requests_during_move": len(results), "failed_during_move": len(requests.failed(start)),
          "name_moved_after_s": moved_at - start, "new_lease_available_after_s": ready_at - start}, indent=2))
     print(user_waits.table([json.loads(out.read_text())]))

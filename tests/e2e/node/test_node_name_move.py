@@ -11,7 +11,6 @@ endpoints would be empty until the pod was Ready and kube-proxy would refuse the
 from __future__ import annotations
 
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,6 +21,7 @@ import yaml
 
 from tests.e2e.conftest import Pulumi, pulumi_environment
 from tests.e2e.kubeapi import Kube
+from tests.e2e.node.namemove import MoveWatch, RequestLoop
 from tests.e2e.node.node import Node
 from tests.e2e.node.stack import STACK, NodeStack
 from tests.e2e.node.test_node_leases import s3  # noqa: F401  (the module's S3 server fixture)
@@ -76,40 +76,22 @@ def test_a_name_moved_onto_a_new_lease_never_fails_a_request(deployable: tuple[N
     ip = stack.service_ip(ALIAS)
     url = f"http://{ip}:8000/v2/models/addone/infer"
     body = {"inputs": [{"name": "INPUT0", "shape": [1], "datatype": "FP32", "data": [1.0]}]}
-    results: list[tuple[float, int, str]] = []
-    stop = threading.Event()
-
-    def client() -> None:
-        while not stop.is_set():
-            status, text = stack.node.client_http("POST", url, body, timeout=5)
-            results.append((time.monotonic(), status, text[:200]))
-
-    loop = threading.Thread(target=client, daemon=True)
-    loop.start()
-    start = time.monotonic()
-    proc = subprocess.Popen(["pulumi", "up", "--yes", "--skip-preview", "--non-interactive"], cwd=stack.path,
-                            env=pulumi.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    moved_at = ready_at = None
-    while proc.poll() is None or moved_at is None:
-        assert time.monotonic() - start < 600, "the move did not finish in 10 minutes"
-        dep = kube.get("apps/v1", "Deployment", "adder-v2", NAMESPACE) or {}
-        if ready_at is None and (dep.get("status") or {}).get("availableReplicas"):
-            ready_at = time.monotonic()
-        svc = kube.get("v1", "Service", ALIAS, NAMESPACE)
-        if moved_at is None and svc["spec"]["selector"].get("tms-stack.dev/instance") == "adder-v2":
-            moved_at = time.monotonic()
-            assert ready_at is not None, "the name moved before the new lease's Deployment was available"
-        time.sleep(0.3)
-    out = proc.communicate()[0]
-    assert proc.returncode == 0, out[-4000:]
-    # the name now answers from the new lease (only it serves addtwo) ...
-    assert stack.infer(ALIAS, "addtwo", 1.0, timeout_s=120) == 3.0
-    time.sleep(3)
-    stop.set()
-    loop.join(timeout=30)
+    with RequestLoop(stack.node, url, body) as requests:
+        start = time.monotonic()
+        proc = subprocess.Popen(["pulumi", "up", "--yes", "--skip-preview", "--non-interactive"], cwd=stack.path,
+                                env=pulumi.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        watch = MoveWatch(kube, NAMESPACE, ALIAS, "adder-v2")
+        while proc.poll() is None or watch.moved_at is None:
+            assert time.monotonic() - start < 600, "the move did not finish in 10 minutes"
+            watch.poll()
+            time.sleep(0.3)
+        out = proc.communicate()[0]
+        assert proc.returncode == 0, out[-4000:]
+        # the name now answers from the new lease (only it serves addtwo) ...
+        assert stack.infer(ALIAS, "addtwo", 1.0, timeout_s=120) == 3.0
+        time.sleep(3)
     # ... and not one request through the name failed, before, during or after the move
-    failed = [(round(t - start, 1), s, text) for t, s, text in results if s != 200]
-    assert len(results) >= 10, f"too few requests to judge: {len(results)}"
-    assert not failed, f"{len(failed)} of {len(results)} requests failed during the move: {failed[:5]}"
+    requests.assert_none_failed(start, "during the move")
+    ready_at, moved_at, results = watch.ready_at, watch.moved_at, requests.results
     print(f"\nname move: {len(results)} requests, 0 failed; new lease available after "
           f"{ready_at - start:.1f}s, name moved after {moved_at - start:.1f}s")  # type: ignore[operator]
