@@ -143,15 +143,24 @@ def hanging_server() -> tuple[socket.socket, str]:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(64)
+    # close() from another thread does not wake a blocked accept() on Linux: wake up now and then,
+    # so that the thread ends (and lets go of what it holds) once the listener is closed.
+    listener.settimeout(0.5)
     held: list[socket.socket] = []
 
     def accept() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            held.append(conn)
+        try:
+            while True:
+                try:
+                    conn, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return
+                held.append(conn)
+        finally:
+            for conn in held:
+                conn.close()
 
     threading.Thread(target=accept, daemon=True).start()
     return listener, f"127.0.0.1:{listener.getsockname()[1]}"
