@@ -17,20 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.conftest import copy_example
-
-LEASE = """apiVersion: tms-stack/v1
-kind: Lease
-metadata:
-  name: {name}
-  owner: team-assist
-spec:
-  models:
-    - name: {name}_model
-      uri: model://s3-models/chat/{name}
-      backends: [python]
-  expires: 2027-02-01T00:00:00Z
-  pool: {{name: shared-t4-pool, quota: 1}}
-"""
+from tests.placement.test_lock_merge import LEASE  # a pooled lease of team-assist
 
 SCENARIOS = {
     "create": ["lease", "create", "fresh", "-m", "name=m,uri=model://s3-models/x/m", "--owner", "team-assist",
@@ -63,7 +50,7 @@ def main(mount: Path, scenario: str) -> None:
     root = copy_example(mount / "repo")
     # chat-small has the name `chat` (scenario "move"); a lease waiting for the lock ("pool-lock").
     if scenario == "pool-lock":
-        (root / "leases" / "extra.yaml").write_text(LEASE.format(name="extra"))
+        (root / "leases" / "extra.yaml").write_text(LEASE.format(name="extra", pool="shared-t4-pool", quota=1))
     before = files(root)
     fill(mount)
     if scenario == "prune-renewal":
