@@ -58,15 +58,14 @@ def render_fleet(root: Path, stack: str | None = None, now: datetime | None = No
     whose groups alone are rendered, for its program (at 10,000 leases in 10 shards, a tenth of
     the rendering); `groups` then holds those only."""
     with gc_paused():
-        return fleet_of(checked(root, now), root, stack, now, shard=only)
+        return fleet_of(checked(root, now), root, resolve_stack(root, stack), now, shard=only)
 
 
-def fleet_of(repo: Repository, root: Path, stack: str | None, now: datetime | None = None,
+def fleet_of(repo: Repository, root: Path, ref: StackRef, now: datetime | None = None,
              shard: str | None = None, only: Only | None = None) -> Fleet:
     """`render_fleet` of a repository already loaded and checked (`tms plan --targets` checks both
     trees through one parse cache). `only`: the groups a partial rendering makes (render/__init__.py);
     the assignment is always the whole fleet's."""
-    ref = resolve_stack(root, stack)
     assignment = assign_models(ref.home, ref.settings.shards, repo.all_leases(), repo.all_pools())
     keep = None
     if shard is not None and ref.sharded and shard != ref.home:

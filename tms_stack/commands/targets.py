@@ -119,7 +119,7 @@ def compute_targets(root: Path, base: str, stack: str | None = None, now: dateti
                 base_repo = checked(base_root, now, read, memo)
                 base_ref = resolve_stack(base_root, ref.home)
             except TmsError as exc:
-                fleet_of(repo, root, stack, now)  # the work tree's own rendering error comes first
+                fleet_of(repo, root, ref, now)  # the work tree's own rendering error comes first
                 return _whole(scope, project, f"the base {base} does not render: {str(exc).splitlines()[0]}")
             if reader:
                 reader.save()
@@ -131,9 +131,9 @@ def compute_targets(root: Path, base: str, stack: str | None = None, now: dateti
                 except Exception:  # noqa: BLE001 - the whole renderings below say what is wrong
                     only = None
             # The work tree first: its failure is the user's error, the base's means "everything".
-            fleet = fleet_of(repo, root, stack, now, only=only)
+            fleet = fleet_of(repo, root, ref, now, only=only)
             try:
-                base_fleet = fleet_of(base_repo, base_root, ref.home, now, only=only)
+                base_fleet = fleet_of(base_repo, base_root, base_ref, now, only=only)
             except TmsError as exc:
                 return _whole(scope, project, f"the base {base} does not render: {str(exc).splitlines()[0]}")
 
