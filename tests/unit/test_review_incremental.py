@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 from tests.conftest import copy_example
 from tms_stack.commands.admin_changes import changed_files_git
 from tms_stack.commands.check import check_loaded, load_base, run_check
-from tms_stack.commands.plan import build_plan, checkout_base, render_markdown
+from tms_stack.commands.plan import build_plan, render_markdown
 from tms_stack.logic.pool_lock import compute
+from tms_stack.repo.basetree import checkout_scratch
 from tms_stack.repo.loader import load_repository
 from tms_stack.repo.lockfile import read_lock, write_lock
 from tms_stack.repo.parsecache import ParseCache
@@ -146,7 +147,7 @@ def test_incremental_review_equals_a_full_one(edits: list[Change]) -> None:
             apply(repo, change)
         base_root = Path(tmp) / "base"
         base_root.mkdir()
-        checkout_base(repo, "main", base_root)
+        checkout_scratch(repo, "main", base_root)
         with cache_at(Path(tmp) / "cache"):
             full_plan = _plan(repo, cache=False)
             full_check = _check(repo, base_root, None)

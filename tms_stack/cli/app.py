@@ -4,9 +4,9 @@ Command groups live in sibling modules and are registered explicitly in `tms_sta
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
-import tempfile
 from datetime import UTC, datetime
 from enum import Enum
 from importlib.metadata import PackageNotFoundError, version
@@ -19,7 +19,7 @@ from tms_stack import __version__
 from tms_stack.cli.common import TmsGroup, _remember_output, as_format, walk_up_to_root
 from tms_stack.commands.admin_changes import changed_files_git
 from tms_stack.commands.check import FORMATTERS, load_base, parse_cache, run_check
-from tms_stack.commands.plan import checkout_base
+from tms_stack.repo.basetree import base_tree
 from tms_stack.rules.context import BASE_REF
 
 # cls=TmsGroup: no user error leaves as a traceback (tms_stack/cli/common.py); rich tracebacks off
@@ -150,7 +150,7 @@ def check(
         raise typer.BadParameter(f"{label!r} is not a git ref (letters, digits and . _ / @ ^ ~ -)", param_hint="--base")
     cache = parse_cache(not no_cache)
     read = cache.read if cache else None
-    with tempfile.TemporaryDirectory(prefix="tms-check-base-") as scratch:
+    with contextlib.ExitStack() as scope:
         judged = None
         if base_dir is not None:
             if not base_dir.is_dir():
@@ -162,8 +162,8 @@ def check(
                                    capture_output=True)
             if known.returncode != 0:
                 raise typer.BadParameter(f"{base}: not a commit of the repository at {root}", param_hint="--base")
-            checkout_base(root, base, Path(scratch))
-            judged = load_base(root.resolve(), Path(scratch), base, changed_files_git(root, base), read=read)
+            tree = scope.enter_context(base_tree(root, base, keep=bool(cache and cache.use_disk)))
+            judged = load_base(root.resolve(), tree, base, changed_files_git(root, base), read=read)
         result = run_check(root, parse_now(now), only, progress, judged, read=read)
     if cache:
         cache.save()

@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from tms_stack.commands.admin_changes import changed_files_between
+from tms_stack.logic.memo import shared_answers
 from tms_stack.models.diagnostics import UNREADABLE_RULES, Diagnostic, ExitCode, Severity
 from tms_stack.repo.loader import Repository, load_repository
 from tms_stack.repo.parsecache import ParseCache, ReadFn, reader
@@ -72,7 +73,7 @@ def parse_cache(enabled: bool = True) -> ParseCache | None:
 
 def load_base(root: Path, base_dir: Path, label: str,
               files: list[tuple[str, str]] | None = None, read: ReadFn | None = None) -> Base:
-    """The base at `base_dir` (a checkout, or the data `checkout_base` wrote) for judging `root`.
+    """The base at `base_dir` (a checkout, or the files `repo/basetree.py` wrote) for judging `root`.
     `files`: the changed paths when the caller knows them (git); else the two trees are compared."""
     changed = files if files is not None else changed_files_between(base_dir, root)
     with gc_paused():
@@ -86,7 +87,7 @@ def run_check(root: Path, now: datetime | None = None, only: list[str] | None = 
     `base`: the revision a pull request is judged against (rules/__init__.py says what changes).
     `read`: how one file is read (repo/parsecache.py: from the parse cache); `memo`: per-lease
     findings shared with another check of the same review (rules/__init__.py LeaseRuleMemo)."""
-    with gc_paused():
+    with gc_paused(), shared_answers():
         repo = load_repository(root, progress=progress, read=read)
         return check_loaded(repo, now, only, base, memo)
 
@@ -95,7 +96,7 @@ def check_loaded(repo: Repository, now: datetime | None = None, only: list[str] 
                  base: Base | None = None, memo: LeaseRuleMemo | None = None) -> CheckResult:
     """`run_check` of a repository already loaded (`tms plan` checks the base only when it needs
     to know whether the base passes)."""
-    with gc_paused():
+    with gc_paused(), shared_answers():
         found = check_repository(repo, now, base, memo)
     loaded = set(repo.diagnostics)
     read_by_rules = {d for d in found if d.rule in UNREADABLE_RULES and d not in loaded}

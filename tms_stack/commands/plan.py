@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
@@ -28,10 +27,12 @@ from tms_stack.commands.approvals import approvals
 from tms_stack.commands.check import CheckResult, ParseCache, check_loaded, gc_paused, parse_cache, run_check
 from tms_stack.commands.narrow import narrow
 from tms_stack.logic.expiry import live_leases
+from tms_stack.logic.memo import shared_answers
 from tms_stack.logic.resolve import effective_lease
 from tms_stack.models.diagnostics import Severity
 from tms_stack.models.nodeclass import WHOLE_GPU
 from tms_stack.render import RenderGroup, all_objects, object_key, render_repository
+from tms_stack.repo.basetree import base_tree
 from tms_stack.repo.loader import Repository, load_repository
 from tms_stack.repo.lockfile import read_lock, shared_reads
 from tms_stack.repo.stack import load_stack_settings, stack_names
@@ -86,28 +87,6 @@ class Plan:
 
 def _git(root: Path, *args: str) -> bytes:
     return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True).stdout
-
-
-def checkout_base(root: Path, ref: str, dest: Path) -> None:
-    """The base tree's leases/, pools/, policies/, Pulumi.*.yaml and .github/CODEOWNERS (checked
-    against the policies: rule codeowners.stale), without touching the work tree.
-
-    Written by git itself from a scratch index (`read-tree`, `checkout-index`): the repository's
-    index and work tree are never touched, and 10,000 lease files take a fraction of a second
-    (extracting `git archive`'s tar in Python took ~8 s). Links are written as links, as git
-    stores them: the loader refuses them by name (files.layout) and reads none."""
-    folders = (b"leases/", b"pools/", b"policies/")
-    with tempfile.TemporaryDirectory(prefix="tms-index-") as scratch:
-        env = {**os.environ, "GIT_INDEX_FILE": str(Path(scratch) / "index")}
-        subprocess.run(["git", "read-tree", f"{ref}^{{tree}}"], cwd=root, env=env, check=True,
-                       capture_output=True)
-        listed = subprocess.run(["git", "ls-files", "-z"], cwd=root, env=env, check=True,
-                                capture_output=True).stdout
-        paths = [p for p in listed.split(b"\0") if p.startswith(folders) or p == b".github/CODEOWNERS"
-                 or (b"/" not in p and p.startswith(b"Pulumi."))]
-        dest.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["git", "checkout-index", "--force", f"--prefix={dest.resolve()}/", "-z", "--stdin"],
-                       cwd=root, env=env, check=True, capture_output=True, input=b"\0".join(paths))
 
 
 def _base_sha(root: Path, base: str) -> str:
@@ -182,7 +161,8 @@ def build_plan(root: Path, base: str, stack: str | None = None, now: datetime | 
     for unchanged files, and only the groups the change can touch are rendered. Without it every
     file is parsed and every group rendered: the answer is the same (tests/unit/test_review_incremental.py)."""
     reader = parse_cache(cache)
-    with shared_reads() if reader else contextlib.nullcontext():
+    # Both trees' leases share their effective values and shapes (logic/memo.py).
+    with shared_reads() if reader else contextlib.nullcontext(), shared_answers():
         return _build(root, base, stack, now, base_dir, reader)
 
 
@@ -197,12 +177,8 @@ def _build(root: Path, base: str, stack: str | None, now: datetime | None, base_
         except subprocess.CalledProcessError:
             head_sha = ""
     plan = Plan(base=base, head_sha=head_sha, base_sha=_base_sha(root, base) if base_dir is None else "")
-    with tempfile.TemporaryDirectory(prefix="tms-plan-") as tmp:
-        base_root = Path(tmp)
-        if base_dir is None:
-            checkout_base(root, base, base_root)
-        else:
-            base_root = base_dir.resolve()
+    with (base_tree(root, base, keep=bool(reader and reader.use_disk)) if base_dir is None
+          else contextlib.nullcontext(base_dir.resolve())) as base_root:
         read = reader.read if reader else None
         with gc_paused():
             base_repo = load_repository(base_root, read=read)

@@ -18,20 +18,19 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tms_stack.commands.check import gc_paused, parse_cache
-from tms_stack.commands.plan import checkout_base
 from tms_stack.commands.targets import project_name
 from tms_stack.models.diagnostics import TmsError
 from tms_stack.render.shards import Assignment, Move, assign_models, plan_moves
 from tms_stack.render.urns import COMPONENT_TYPES, component_urn, group_key
+from tms_stack.repo.basetree import base_tree
 from tms_stack.repo.loader import load_repository
-from tms_stack.repo.parsecache import ReadFn
+from tms_stack.repo.parsecache import ReadFn, persistent
 from tms_stack.repo.stack import StackRef, resolve_stack
 
 # URNs per `pulumi state move` call: each call rewrites both states once, so fewer is faster, but
@@ -77,9 +76,7 @@ class MovePlan:
 def where_from_base(root: Path, base: str, home: str, read: ReadFn | None = None) -> dict[str, str]:
     """group key -> stack, as the base commit's files assigned them (every group of a base without
     sharding is in the home stack; a base without the stack file holds nothing)."""
-    with tempfile.TemporaryDirectory(prefix="tms-shards-") as tmp:
-        base_root = Path(tmp)
-        checkout_base(root, base, base_root)
+    with base_tree(root, base, keep=persistent()) as base_root:
         if not (base_root / f"Pulumi.{home}.yaml").exists():
             return {}
         _, before = fleet_assignment(base_root, home, read)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,11 +26,12 @@ from typing import Any
 
 from tms_stack.commands.check import gc_paused, parse_cache
 from tms_stack.commands.narrow import narrow
-from tms_stack.commands.plan import checkout_base
 from tms_stack.commands.render import Fleet, checked, fleet_of
+from tms_stack.logic.memo import shared_answers
 from tms_stack.models.diagnostics import TmsError
 from tms_stack.render import object_key
 from tms_stack.render.urns import child_urn, component_urn, stack_prefix, type_token
+from tms_stack.repo.basetree import base_tree
 from tms_stack.repo.lockfile import read_lock, shared_reads
 from tms_stack.repo.stack import resolve_stack, stack_names
 from tms_stack.repo.yamlio import parse_file
@@ -106,13 +106,11 @@ def compute_targets(root: Path, base: str, stack: str | None = None, now: dateti
     reader = parse_cache(cache)
     read = reader.read if reader else None
     memo = LeaseRuleMemo() if reader else None
-    with shared_reads() if reader else contextlib.nullcontext(), gc_paused():
+    with shared_reads() if reader else contextlib.nullcontext(), gc_paused(), shared_answers():
         repo = checked(root, now, read, memo)  # a work tree that does not pass is the user's error
         ref = resolve_stack(root, stack)
         scope = ref.members if stack == ref.home else [stack]
-        with tempfile.TemporaryDirectory(prefix="tms-targets-") as tmp:
-            base_root = Path(tmp)
-            checkout_base(root, base, base_root)
+        with base_tree(root, base, keep=bool(reader and reader.use_disk)) as base_root:
             if not (base_root / f"Pulumi.{ref.home}.yaml").exists():
                 return _whole(scope, project, f"the base {base} has no Pulumi.{ref.home}.yaml")
             try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from tms_stack.logic.memo import by_identity
 from tms_stack.models import Allowlist, Lease, Limits, Pool, units
 from tms_stack.models.lease import Resources
 from tms_stack.models.nodeclass import WHOLE_GPU
@@ -151,10 +152,18 @@ def pool_node_class(pool: Pool, default_class: str | None = None) -> str | None:
 
 def effective_lease(lease: Lease, limits: Limits, allowlist: Allowlist, pools: dict[str, Pool] | None = None,
                     default_class: str | None = None) -> EffectiveLease:
-    """`default_class`: the stack's defaultNodeClass, for a lease or pool that names none."""
+    """`default_class`: the stack's defaultNodeClass, for a lease or pool that names none.
+    Computed once per command for the same objects (logic/memo.py): a review asks for every lease
+    of both trees, from several rules and the plan."""
+    pool = (pools or {}).get(lease.spec.pool.name) if lease.spec.pool is not None else None
+    return by_identity("effective_lease", (lease, limits, allowlist, pool), (default_class,),
+                       lambda: _effective_lease(lease, limits, allowlist, pool, default_class))
+
+
+def _effective_lease(lease: Lease, limits: Limits, allowlist: Allowlist, pool: Pool | None,
+                     default_class: str | None) -> EffectiveLease:
     spec = lease.spec
     if spec.pool is not None:
-        pool = (pools or {}).get(spec.pool.name)
         image = (pool.spec.triton.image if pool and pool.spec.triton and pool.spec.triton.image
                  else default_image(allowlist))
         resources = effective_pool_resources(pool, limits, default_class) if pool else effective_resources(
@@ -173,6 +182,12 @@ def effective_lease(lease: Lease, limits: Limits, allowlist: Allowlist, pools: d
 
 
 def effective_pool_resources(pool: Pool, limits: Limits, default_class: str | None = None) -> EffectiveResources:
+    # Asked once per pooled lease by the budget rules and the plan: once per pool is enough.
+    return by_identity("effective_pool_resources", (pool, limits), (default_class,),
+                       lambda: _effective_pool_resources(pool, limits, default_class))
+
+
+def _effective_pool_resources(pool: Pool, limits: Limits, default_class: str | None) -> EffectiveResources:
     triton = pool.spec.triton
     return effective_resources(triton.resources if triton else None, limits.spec.triton.resources.default,
                                gpu_resource(limits, pool_node_class(pool, default_class)))

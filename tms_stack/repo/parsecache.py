@@ -163,6 +163,9 @@ class ParseCache:
     def __init__(self, folder: Path | None = None, load: ReadFn | None = None, use_disk: bool = True):
         self.folder = folder or cache_dir()
         self._load = load or load_file
+        # Whether anything may outlive the command (TMS_CACHE=memory: no); also decides whether
+        # a base revision's checkout is kept between commands (repo/basetree.py).
+        self.use_disk = use_disk
         self.key = _key(self.folder) if use_disk else None
         self.stored: dict[EntryKey, Entry] = {}
         if self.key is not None:
@@ -208,6 +211,12 @@ class ParseCache:
         except (WriteFailed, OSError, pickle.PicklingError, TypeError, RecursionError):
             return False
         return True
+
+
+def persistent() -> bool:
+    """Whether commands may keep what they read between runs: the pack, and a base revision's
+    checkout (repo/basetree.py). Not with TMS_CACHE=off or TMS_CACHE=memory."""
+    return enabled() and os.environ.get("TMS_CACHE", "").strip().lower() != "memory"
 
 
 def reader(cache: bool = True) -> ParseCache | None:

@@ -39,17 +39,26 @@ class Base:
     repo: Repository
     label: str                                   # how messages name it: `tms pool lock --base <label>`
     changed: tuple[tuple[str, str], ...] = ()    # (path, added|removed|changed), every path that differs
-    _models: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False, repr=False)
+    _models: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    _dumps: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False, repr=False)
 
     def differs(self, model: Any) -> bool:
         """Whether a lease or pool is new in the pull request or differs from the base's (by
         content, wherever its file lives)."""
         if not self._models:
-            self._models[""] = {}  # built once, even for an empty base
+            self._models[""] = None  # built once, even for an empty base
             for loaded in (*self.repo.leases.values(), *self.repo.pools.values()):
                 m: Any = loaded.model
-                self._models[f"{m.kind}/{m.name}"] = m.model_dump(mode="json")
-        return self._models.get(f"{model.kind}/{model.name}") != model.model_dump(mode="json")
+                self._models[f"{m.kind}/{m.name}"] = m
+        key = f"{model.kind}/{model.name}"
+        theirs = self._models.get(key)
+        if theirs is model:
+            return False  # the same parsed file in both trees (repo/parsecache.py): nothing to compare
+        if theirs is None:
+            return True
+        if key not in self._dumps:
+            self._dumps[key] = theirs.model_dump(mode="json")
+        return bool(self._dumps[key] != model.model_dump(mode="json"))
 
 @dataclass(frozen=True)
 class StackDefault:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from tms_stack.logic.memo import by_identity
 from tms_stack.logic.resolve import effective_lease, effective_pool_resources, pool_image
 from tms_stack.models import Lease, Pool
 from tms_stack.models.diagnostics import Diagnostic, TmsError
@@ -121,7 +122,9 @@ class _Shapes:
 
     def names(self, lease: Lease) -> list[tuple[str, str]]:
         spec = lease.spec
-        key = spec.model_dump_json(exclude={"models", "expires", "names"}) + f"|{len(spec.names)}"
+        # Keyed per parsed lease for the command (logic/memo.py): a review asks for both trees.
+        key = by_identity("lease-shape", (spec,), (), lambda: spec.model_dump_json(
+            exclude={"models", "expires", "names"}) + f"|{len(spec.names)}")
         if key not in self.cache:
             objects = _lease_objects(self.ctx, lease, self.settings)
             self.cache[key] = (lease, [(obj["kind"], obj["metadata"]["name"]) for obj in objects])
