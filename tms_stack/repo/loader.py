@@ -6,6 +6,7 @@ schema errors become diagnostics, so `tms check` reports every problem in one ru
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,12 +202,16 @@ def scan_folder(root: Path, folder: str) -> tuple[list[Path], list[Diagnostic]]:
         return [], []
     files: list[Path] = []
     found: list[Diagnostic] = []
-    for path in sorted(base.iterdir()):
-        if path.is_dir() and not path.is_symlink() and path.name not in IGNORED_FILES:
-            found.append(Diagnostic(f"{folder}/{path.name}", 0, 0, "files.layout",
+    # os.scandir: the entry's type comes with the listing, so a regular file costs no stat call
+    # here (10,000 leases: 40,000 stat calls and sorting Path objects were ~0.5 s of a check).
+    with os.scandir(base) as listing:
+        entries = sorted(listing, key=lambda e: e.name)
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False) and entry.name not in IGNORED_FILES:
+            found.append(Diagnostic(f"{folder}/{entry.name}", 0, 0, "files.layout",
                                     f"this is a folder: {folder}/ holds only <name>.yaml files, no subfolders"))
             continue
-        one, problems = _scan_one(path, folder)
+        one, problems = _scan_one(base / entry.name, folder, entry)
         files += one
         found += problems
     return files, found
@@ -241,16 +246,16 @@ def scan_leases(root: Path, layout: str | None) -> tuple[list[Path], list[Diagno
     return files, found
 
 
-def _scan_one(path: Path, folder: str) -> tuple[list[Path], list[Diagnostic]]:
-    """What scan_folder says about one entry that is not a folder."""
+def _scan_one(path: Path, folder: str, entry: os.DirEntry[str] | None = None) -> tuple[list[Path], list[Diagnostic]]:
+    """What scan_folder says about one entry that is not a folder (`entry`: its listing, when known)."""
     display = f"{folder}/{path.name}"
     problem = None
-    if path.is_symlink():
+    if entry.is_symlink() if entry is not None else path.is_symlink():
         target = "a dangling symbolic link" if not path.exists() else "a symbolic link"
         problem = f"this is {target}: commit the file itself (links are never followed)"
     elif path.name in IGNORED_FILES:
         return [], []
-    elif not path.is_file():
+    elif not (entry.is_file(follow_symlinks=False) if entry is not None else path.is_file()):
         problem = "this is not a regular file"
     elif is_temp_file(path.name) or path.suffix == ".tmp":
         if temp_in_progress(path):
@@ -356,9 +361,12 @@ def load_repository(root: Path, progress: Callable[[int, int], None] | None = No
 def _load_files(repo: Repository, files: list[tuple[str, Path]],
                 progress: Callable[[int, int], None] | None, read: Callable[..., Any] = load_file) -> None:
     root = repo.root
+    prefix = f"{root}{os.sep}"
     seen: dict[str, str] = {}  # lease name (file stem) -> the file that has it
     for i, (folder, path) in enumerate(files):
-        display = path.relative_to(root).as_posix()
+        # Every path here was found under root by scan_folder: cutting the prefix is relative_to.
+        text = str(path)
+        display = text[len(prefix):] if text.startswith(prefix) and os.sep == "/" else path.relative_to(root).as_posix()
         if folder == "leases":
             if path.stem in seen:
                 # Names are unique across owner folders: the verbs, the lock and every rendered
