@@ -2,13 +2,17 @@
 main` on a generated repository of N leases (issue 27, docs/review.md). Three ways, in one run,
 side by side on the same repository and the same change:
 
-  full   TMS_CACHE=off: every file parsed, every group rendered (the yardstick)
-  cold   the parse cache empty: the check parses everything and writes the cache, the plan reads it
-  warm   the base's files already in the cache (an earlier review of the same base)
+  full   TMS_CACHE=off: every file parsed, every group rendered, the base written to a scratch
+         folder by each command (the yardstick)
+  cold   the parse cache empty and no kept base checkout (.git/tms-stack, repo/basetree.py): the
+         check parses everything, writes the cache and checks the base out; the plan reuses both
+  warm   the base's files already in the cache and checked out (an earlier review of the same base)
 
 Wall and CPU seconds (user + sys of the commands), median of --runs; the plan each way
-must be byte-identical to the full one's. --baseline PYTHON adds a fourth column run with another
-checkout's interpreter (e.g. the main branch before this change), same commands.
+must be byte-identical to the full one's. --baseline PYTHON adds a column run with another
+checkout's interpreter (e.g. the main branch before this change), same commands, no cache.
+--before DIR adds a column "before" run warm, like "warm", with DIR's tms_stack first on PYTHONPATH
+(this interpreter and packages): a before/after of the warm review in one run.
 Target (issue 27): check + plan under 2 s, under 1 s warm, at 10,000 leases.
 
 Usage: .venv/bin/python bench/review_scale.py [--leases 10000 1000] [--pools 50] [--runs 3]
@@ -58,7 +62,7 @@ def review(python: str, repo: Path, env: dict[str, str]) -> dict[str, float | by
     return {"check": mid - start, "plan": end - mid, "wall": end - start, "cpu": cpu, "out": plan.stdout}
 
 
-def one_size(leases: int, pools: int, runs: int, baseline: str | None) -> None:
+def one_size(leases: int, pools: int, runs: int, baseline: str | None, before: Path | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="tms-review-bench-") as tmp:
         repo = generate(Path(tmp) / "repo", leases, pools)
         git = lambda *a: subprocess.run(["git", *a], cwd=repo, check=True, capture_output=True,  # noqa: E731
@@ -83,16 +87,21 @@ def one_size(leases: int, pools: int, runs: int, baseline: str | None) -> None:
         }
         if baseline:
             ways["baseline"] = (baseline, {"TMS_CACHE": "off"})
+        if before:
+            ways["before"] = (sys.executable, {"PYTHONPATH": str(before)})
         results: dict[str, list[dict[str, float | bytes]]] = {w: [] for w in ways}
         for r in range(runs):
             for way, (python, extra) in ways.items():
                 cache = Path(tmp) / f"cache-{way}"
-                if way == "cold" or (way == "warm" and r == 0):
+                warm_like = way in ("warm", "before")
+                if way == "cold" or (warm_like and r == 0):
                     shutil.rmtree(cache, ignore_errors=True)
+                if way == "cold":
+                    shutil.rmtree(repo / ".git" / "tms-stack", ignore_errors=True)
                 run_env = {**env, "TMS_CACHE_DIR": str(cache), **(extra or {})}
                 if way == "baseline":
                     run_env.pop("PYTHONPATH", None)     # its own checkout's tms_stack, not this one
-                if way == "warm" and r == 0:
+                if warm_like and r == 0:
                     review(python, repo, run_env)   # an earlier review of the same base filled it
                 res = review(python, repo, run_env)
                 results[way].append(res)
@@ -100,7 +109,7 @@ def one_size(leases: int, pools: int, runs: int, baseline: str | None) -> None:
                       f"{res['wall']:.2f} s wall, {res['cpu']:.2f} s CPU", flush=True)
         reference = results["full"][0]["out"]
         for way, rows in results.items():
-            if way != "baseline":
+            if way not in ("baseline", "before"):
                 assert all(row["out"] == reference for row in rows), f"{way}: the plan differs from the full run's"
         print(f"\nreview of a one-lease pull request at {leases} leases (median of {runs}; plans identical):")
         print("| way | check | plan | check + plan (wall) | CPU | vs full |")
@@ -125,9 +134,11 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--baseline", metavar="PYTHON",
                     help="another checkout's interpreter (its tms_stack installed): a fourth column")
+    ap.add_argument("--before", type=Path, metavar="DIR",
+                    help="another checkout (its tms_stack/ first on PYTHONPATH), run warm: a before column")
     args = ap.parse_args()
     for n in args.leases:
-        one_size(n, args.pools, args.runs, args.baseline)
+        one_size(n, args.pools, args.runs, args.baseline, args.before.resolve() if args.before else None)
 
 
 if __name__ == "__main__":

@@ -93,6 +93,7 @@ class Ctx:
         self.pools_by_name = {p.name: p for p in repo.all_pools()}
         self.invalid_pool_names = {stem.lower() for stem in repo.invalid_pools}
         self._stack_defaults: list[StackDefault] | None = None
+        self._default_class: tuple[str | None] | None = None
 
     @property
     def stack_defaults(self) -> list[StackDefault]:
@@ -105,8 +106,10 @@ class Ctx:
     def default_class(self) -> str | None:
         """The one default class every stack agrees on (None when they differ or set none):
         what budgets count a Triton without a class of its own as."""
-        classes = {d.node_class for d in self.stack_defaults}
-        return classes.pop() if len(classes) == 1 else None
+        if self._default_class is None:
+            classes = {d.node_class for d in self.stack_defaults}
+            self._default_class = (classes.pop() if len(classes) == 1 else None,)  # asked once per lease
+        return self._default_class[0]
 
     def at(self, loaded: Loaded, path: tuple[Any, ...], rule: str, message: str,
            severity: Severity = Severity.ERROR) -> Diagnostic:
