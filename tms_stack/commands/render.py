@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from tms_stack.commands.check import format_text, gc_paused, run_check
+from tms_stack.logic.memo import shared_answers
 from tms_stack.models.diagnostics import PolicyFindings, UnreadableInput
 from tms_stack.render import Only, RenderGroup, render_repository
 from tms_stack.render.shards import Assignment, assign_models
@@ -32,7 +33,7 @@ def checked(root: Path, now: datetime | None, read: ReadFn | None = None, memo: 
 def render_root(root: Path, stack: str | None = None, now: datetime | None = None) -> list[RenderGroup]:
     # The collector off for the render too: it allocates ~80 objects' worth of dicts per lease and
     # frees none of them before the caller is done (issue 27; commands/check.py gc_paused).
-    with gc_paused():
+    with gc_paused(), shared_answers():   # the check's effective values serve the render too
         repo = checked(root, now)
         settings = load_stack_settings(root, stack)
         return render_repository(repo, settings, read_lock(root), now)
@@ -57,7 +58,7 @@ def render_fleet(root: Path, stack: str | None = None, now: datetime | None = No
     groups to the fleet's stacks (render/shards.py). `only`: a shard stack (not the home one)
     whose groups alone are rendered, for its program (at 10,000 leases in 10 shards, a tenth of
     the rendering); `groups` then holds those only."""
-    with gc_paused():
+    with gc_paused(), shared_answers():
         return fleet_of(checked(root, now), root, resolve_stack(root, stack), now, shard=only)
 
 
