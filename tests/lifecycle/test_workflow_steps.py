@@ -39,6 +39,7 @@ if [ "$1 $2 $3" = "stack tag rm" ]; then
   grep -v "^$4=" "$PULUMI_TAGS" > "$PULUMI_TAGS.new" || true; mv "$PULUMI_TAGS.new" "$PULUMI_TAGS"; exit 0
 fi
 if [ "$1" = up ]; then exit "${PULUMI_UP_RC:-0}"; fi
+if [ "$1" = preview ]; then exit 0; fi
 echo "fake pulumi: unexpected call: $*" >&2; exit 99
 """
 
@@ -177,6 +178,30 @@ def test_a_failed_up_records_nothing_and_the_next_deploy_still_carries_it(deploy
     proc, calls = deploy.run(targeted=True)
     assert proc.returncode == 0
     assert "--target=urn:pulumi:example::tms-stack::tms:index:Lease::speech" in ups(calls)[0]
+
+
+# --- review's preview ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sharded", [False, True])
+def test_the_review_previews_every_stack_of_the_fleet(deploy: Deploy, sharded: bool) -> None:
+    """review.yml's preview step, in the base checkout: one `pulumi preview` per stack, the shards
+    first and each with the home stack's file (as deploy.yml's up), one plain preview otherwise."""
+    if sharded:
+        stack_file = deploy.repo / "Pulumi.example.yaml"
+        stack_file.write_text(stack_file.read_text() + "  tms-stack:shards:\n    stacks: [example-b, example-c]\n")
+    step = workflow_step("review.yml", "preview", "pulumi preview")
+    assert step["working-directory"] == "base"
+    assert set(step["env"]) == {"PULUMI_ACCESS_TOKEN", "STACK", "TMS_CACHE"} and step["env"]["TMS_CACHE"] == "memory"
+    deploy.log.write_text("")
+    proc = run_step(step, deploy.repo, {"PATH": deploy.path, "STACK": "example", "TMS_CACHE": "memory",
+                                        "PULUMI_LOG": str(deploy.log), "NO_COLOR": "1"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    calls = [c.splitlines() for c in deploy.log.read_text().split("\n\n") if c.strip()]
+    if sharded:
+        assert calls == [["preview", "--stack", s, "--config-file", "Pulumi.example.yaml"]
+                         for s in ("example-b", "example-c", "example")]
+    else:
+        assert calls == [["preview", "--stack", "example"]]
 
 
 # --- prune ------------------------------------------------------------------------------------------

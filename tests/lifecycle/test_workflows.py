@@ -39,7 +39,9 @@ def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
 def test_workflows_do_what_the_design_says() -> None:
     flows = {p.stem: yaml.safe_load(p.read_text()) for p in WORKFLOWS}
     review = yaml.safe_dump(flows["review"], width=1000)
-    assert "./base/scripts/trusted-review.sh base pr review" in review and "command: preview" in review
+    assert "./base/scripts/trusted-review.sh base pr review" in review
+    preview = next(s for s in flows["review"]["jobs"]["preview"]["steps"] if s.get("name") == "pulumi preview")["run"]
+    assert 'pulumi preview --stack "$s" --config-file "Pulumi.$STACK.yaml"' in preview  # every stack of a fleet
     assert "make test" in review
     assert "name: tms-plan" in review and "name: tms-plan" in yaml.safe_dump(flows["review-comment"])
     deploy = next(j for j in flows["deploy"]["jobs"]["up"]["steps"] if j.get("name") == "pulumi up")["run"]

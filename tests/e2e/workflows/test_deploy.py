@@ -3,7 +3,7 @@ server (tests/e2e's control plane, kwok nodes) with the Pulumi engine built from
 
 One fleet's afternoon, in order:
 1. a pull request adds two leases: review.yml (check, test, preview) passes; `preview` is
-   pulumi/actions' preview of the base's program with the PR's leases;
+   `pulumi preview` of the base's program with the PR's leases (the CLI installed by pulumi/actions);
 2. the merge (a push to main) runs deploy.yml: the cluster holds what `tms render` of main says,
    and the stack records the deployed commit;
 3. a rendered Deployment and Service are changed by hand; the hourly schedule's run of deploy.yml
