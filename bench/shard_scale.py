@@ -19,7 +19,7 @@ Steps (each printed as one JSON line, with the machine's load):
      --target ...`; "seen" is when the edited ConfigMap holds the new model on the API server;
   4. `tms shard moves --run` reading every stack's state (what the reconcile runs first), and with
      `--reconcile` the hourly whole reconcile, `pulumi up --refresh` of every deployed stack one
-     after the other, each timed.
+     after the other, each timed (and before it the same up without `--refresh`).
 `--no-engine`: steps 1 and a `tms plan --targets` of one edit only (no control plane, no engine):
 what the test suite runs at a tiny size (tests/unit/test_bench_scripts.py).
 """
@@ -202,6 +202,10 @@ def with_engine(args: argparse.Namespace, tmp: Path, report: Any) -> None:
         if args.reconcile:
             total = seconds
             for s in deployed:
+                # Without --refresh first: what a reconcile costs that heals failed deploys and
+                # removes expired leases but does not read the cluster back (no drift repair).
+                report(f"{args.leases} reconcile {s} (up, no refresh)",
+                       pulumi("up", "--stack", s, *config, "--yes", "--skip-preview").row())
                 row = pulumi("up", "--stack", s, *config, "--yes", "--skip-preview", "--refresh").row()
                 total += row["seconds"]
                 report(f"{args.leases} reconcile {s} (up --refresh)", row)
