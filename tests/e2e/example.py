@@ -14,6 +14,7 @@ import yaml
 
 from tests.conftest import copy_example
 from tests.e2e.kubeapi import Kube
+from tms_stack.logic.drift import differences as drift_differences
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK = "example"
@@ -155,62 +156,8 @@ def create_admin_prerequisites(kube: Kube, repo: ExampleRepo) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 # comparing rendered objects with live ones
 
-def _quantity_equal(a: Any, b: Any) -> bool:
-    """`4` vs `"4"`, `0.5` vs `"500m"`: the API server canonicalises numbers and quantities."""
-    from decimal import Decimal, InvalidOperation
-
-    suffixes = {
-        "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
-        "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "k": 10**3, "M": 10**6,
-        "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
-    }
-
-    def parse(v: Any) -> Decimal | None:
-        if isinstance(v, bool):
-            return None
-        if isinstance(v, (int, float)):
-            return Decimal(str(v))
-        if not isinstance(v, str):
-            return None
-        for suf in sorted(suffixes, key=len, reverse=True):
-            if v.endswith(suf):
-                try:
-                    return Decimal(v[: -len(suf)]) * Decimal(suffixes[suf])
-                except InvalidOperation:
-                    return None
-        try:
-            return Decimal(v)
-        except InvalidOperation:
-            return None
-
-    pa, pb = parse(a), parse(b)
-    return pa is not None and pa == pb
-
-
-def differences(rendered: Any, live: Any, path: str = "") -> list[str]:
-    """Where ``rendered`` is not contained in ``live`` (live may add defaults and status)."""
-    if isinstance(rendered, dict):
-        if not isinstance(live, dict):
-            return [f"{path or '.'}: rendered a mapping, live has {live!r}"]
-        out: list[str] = []
-        for k, v in rendered.items():
-            if v is None:
-                continue
-            if k not in live:
-                out.append(f"{path}.{k}: missing on the server")
-            else:
-                out += differences(v, live[k], f"{path}.{k}")
-        return out
-    if isinstance(rendered, list):
-        if not isinstance(live, list) or len(live) != len(rendered):
-            return [f"{path}: rendered {len(rendered)} items, live has {live!r}"]
-        out = []
-        for i, (r, lv) in enumerate(zip(rendered, live, strict=True)):
-            out += differences(r, lv, f"{path}[{i}]")
-        return out
-    if rendered == live or str(rendered) == str(live) or _quantity_equal(rendered, live):
-        return []
-    return [f"{path}: rendered {rendered!r}, live {live!r}"]
+# The comparison is the product's own (`tms drift`): tms_stack/logic/drift.py.
+differences = drift_differences
 
 
 def live_objects(kube: Kube, keys: Iterable[Key]) -> dict[Key, OBJ | None]:

@@ -1,7 +1,8 @@
 """Two promises of docs/lifecycle.md, through the real engine against a real API server (kwok nodes):
 
 - **Drift**: a rendered Deployment and Service changed in the cluster by hand (as `kubectl edit`
-  would, another field manager) are put back by deploy.yml's scheduled run. The shell of
+  would, another field manager) are found by `tms drift` (and nothing else, before and after) and
+  put back by deploy.yml's scheduled run, which refreshes only those two. The shell of
   deploy.yml's `pulumi up` step is read from the workflow file and run as GitHub runs it, with the
   schedule's environment (``TARGETED=false``); the engine alone, without a refresh, sees nothing.
 - **Name moves wait for readiness**: a name moved onto a lease created in the same change points at
@@ -73,6 +74,14 @@ def _run_deploy_step(repo: ExampleRepo, pulumi: Pulumi, tmp_path: Path, targeted
                                "RUNNER_TEMP": str(temp), "NO_COLOR": "1"})
 
 
+def _drift(repo: ExampleRepo, pulumi: Pulumi) -> list[str]:
+    """`tms drift --stack` as a user runs it (the CLI, the engine's kubeconfig): the URNs, sorted."""
+    out = subprocess.run([str(ROOT / ".venv" / "bin" / "tms"), "drift", "--stack", STACK], cwd=repo.path,
+                         capture_output=True, text=True, timeout=300, env={**pulumi.env, "NO_COLOR": "1"})
+    assert out.returncode == 0, out.stdout + out.stderr
+    return sorted(out.stdout.split())
+
+
 def _patch(kube: Kube, path: str, body: dict) -> None:
     """What `kubectl edit` does: a strategic merge patch by another field manager."""
     kube.request("PATCH", path, params={"fieldManager": "kubectl-edit"}, data=json.dumps(body),
@@ -92,6 +101,9 @@ def test_the_scheduled_deploy_puts_back_a_deployment_and_a_service_changed_by_ha
     first = _run_deploy_step(repo, pulumi, tmp_path, targeted=False)
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
     uids = {k: v["metadata"]["uid"] for k, v in assert_server_holds(kube, rendered).items()}
+    # `tms drift` against what the engine created: every kind of the example as the API server
+    # stores it (defaults, canonical quantities), and nothing reported.
+    assert _drift(repo, pulumi) == []
 
     lease = "image-classifier"   # bespoke, not autoscaled: it owns its replicas
     dep_key = ("apps/v1", "Deployment", namespace, lease)
@@ -108,11 +120,19 @@ def test_the_scheduled_deploy_puts_back_a_deployment_and_a_service_changed_by_ha
     # What deploy.yml ran before: the engine compares the program with its own state only, so it
     # sees nothing to do and the hand edits would stay.
     pulumi.run("preview", "--expect-no-changes")
+    # tms drift sees exactly the two objects changed by hand.
+    project = "tms-stack"
+    assert _drift(repo, pulumi) == sorted([
+        f"urn:pulumi:{STACK}::{project}::tms:index:Lease$kubernetes:apps/v1:Deployment::{lease}:Deployment:{lease}",
+        f"urn:pulumi:{STACK}::{project}::tms:index:Lease$kubernetes:core/v1:Service::{lease}:Service:{lease}"])
 
     start = time.monotonic()
     scheduled = _run_deploy_step(repo, pulumi, tmp_path, targeted=False)
     took = time.monotonic() - start
     assert scheduled.returncode == 0, scheduled.stdout[-4000:] + scheduled.stderr[-4000:]
+    # through `tms drift` (two objects refreshed), not the whole-stack refresh it falls back to
+    logs = scheduled.stdout + scheduled.stderr
+    assert "drift not listed" not in logs and "tms drift: 2 of " in logs, logs[-4000:]
     live = assert_server_holds(kube, rendered)
     assert live[dep_key]["spec"]["replicas"] == 1
     assert live[svc_key]["spec"]["selector"] == {"tms-stack.dev/instance": lease}
@@ -120,6 +140,7 @@ def test_the_scheduled_deploy_puts_back_a_deployment_and_a_service_changed_by_ha
     assert not replaced, f"repaired by replacing, not in place: {replaced}"
     # and the state now agrees with the cluster: a refresh finds nothing more to change
     pulumi.run("preview", "--refresh", "--expect-no-changes")
+    assert _drift(repo, pulumi) == []
     print(f"\nscheduled deploy (refresh + up) that repaired the drift: {took:.1f}s")
 
 

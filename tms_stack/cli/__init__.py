@@ -7,6 +7,7 @@ from tms_stack.cli import (
     allowlist,
     authority,
     doctor,
+    drift,
     examples,
     helpfmt,
     init,
@@ -26,7 +27,7 @@ from tms_stack.cli.app import app
 leasename.register(lease.lease_app)
 leasestatus.register(lease.lease_app)
 authority.register_lease(lease.lease_app)
-for _group in (render, pool, poolmerge, lease, allowlist, lifecycle, agent, doctor, init, authority, shard):
+for _group in (render, pool, poolmerge, lease, allowlist, lifecycle, drift, agent, doctor, init, authority, shard):
     _group.register(app)
 helpfmt.install()
 examples.attach(app)  # after registration: every command's --help ends with examples

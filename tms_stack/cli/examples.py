@@ -19,6 +19,8 @@ EXAMPLES: dict[str, list[str]] = {
               "tms prune --dry-run -o json"],
     "plan": ["tms plan --base origin/main --out plan.md", "tms plan --base origin/main -o json",
              'tms plan --base "$DEPLOYED_SHA" --stack prod --targets --out targets.txt'],
+    "drift": ["tms drift --stack prod", "tms drift --stack prod --all-stacks --out drifted.txt",
+              "pulumi stack export --file s.json && tms drift --state s.json"],
     "agent": ["tms agent --desired /etc/tms/desired.json --model-dir /models"],
     "agent-key": ["tms agent-key /var/run/tms/repo-key/value"],
     "doctor": ["tms doctor", "tms doctor --stack production --context prod-admin", "tms doctor --offline",

@@ -101,8 +101,15 @@ def base_tree(root: Path, ref: str, keep: bool = True) -> Iterator[Path]:
     """The files of `ref` (a commit of the repository at `root`) in a folder, while the block runs.
     `keep`: use (and update) the repository's kept checkout when it is free; else, and whenever it
     cannot be used, a scratch one."""
-    # A ref that names no commit fails here, before anything is written or thrown away.
-    ref = _git(root, "rev-parse", "--verify", f"{ref}^{{tree}}").decode().strip()
+    # A ref that names no commit fails here, before anything is written or thrown away, with the
+    # message git gives for it when reading the tree (what the user saw before: "Not a valid
+    # object name REF^{tree}").
+    found = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{tree}}"], cwd=root,
+                           capture_output=True)
+    if found.returncode != 0:
+        with tempfile.TemporaryDirectory(prefix="tms-base-") as scratch:
+            checkout_scratch(root, ref, Path(scratch))   # raises git's own error
+    ref = found.stdout.decode().strip()
     if keep:
         lock_fd = -1
         try:
