@@ -2,7 +2,7 @@
 control plane of tests/e2e: the deploy of one changed lease, and the whole reconcile of each stack.
 
 Usage: .venv/bin/python bench/shard_scale.py [--leases 10000] [--shards 10] [--deploy K]
-       [--edits 2] [--reconcile] [--json FILE] [--no-engine]
+       [--edits 2] [--reconcile [--refresh-too]] [--json FILE] [--no-engine]
 
 Steps (each printed as one JSON line, with the machine's load):
   1. generate the fleet (bench/generate.py: 1/3 bespoke, 1/3 autoscaled, 1/3 in 50 pools, every
@@ -18,8 +18,10 @@ Steps (each printed as one JSON line, with the machine's load):
      `tms plan --base HEAD --targets`, and `pulumi up --stack <its shard> --config-file ...
      --target ...`; "seen" is when the edited ConfigMap holds the new model on the API server;
   4. `tms shard moves --run` reading every stack's state (what the reconcile runs first), and with
-     `--reconcile` the hourly whole reconcile, `pulumi up --refresh` of every deployed stack one
-     after the other, each timed (and before it the same up without `--refresh`).
+     `--reconcile` the hourly whole reconcile as deploy.yml runs it per stack, after one Deployment
+     of each was changed by hand: `pulumi stack export`, `tms drift --state`, `pulumi refresh
+     --target` of what drifted, `pulumi up`; `--refresh-too` also times `pulumi up --refresh` (the
+     reconcile before `tms drift`).
 `--no-engine`: steps 1 and a `tms plan --targets` of one edit only (no control plane, no engine):
 what the test suite runs at a tiny size (tests/unit/test_bench_scripts.py).
 """
@@ -200,16 +202,39 @@ def with_engine(args: argparse.Namespace, tmp: Path, report: Any) -> None:
         report(f"{args.leases} tms shard moves --run (reads {len(shards) + 1} states)", {"seconds": seconds,
                                                                                          "load": load()})
         if args.reconcile:
+            # What deploy.yml's whole-stack run does per stack (docs/lifecycle.md, "Drift"): its
+            # state exported, `tms drift --state`, `pulumi refresh --target` of what drifted, `up`.
+            # One Deployment of each stack is changed by hand first, so there is drift to repair.
             total = seconds
             for s in deployed:
-                # Without --refresh first: what a reconcile costs that heals failed deploys and
-                # removes expired leases but does not read the cluster back (no drift repair).
-                report(f"{args.leases} reconcile {s} (up, no refresh)",
-                       pulumi("up", "--stack", s, *config, "--yes", "--skip-preview").row())
-                row = pulumi("up", "--stack", s, *config, "--yes", "--skip-preview", "--refresh").row()
-                total += row["seconds"]
-                report(f"{args.leases} reconcile {s} (up --refresh)", row)
-            report(f"{args.leases} reconcile of {len(deployed)} stacks", {"seconds": round(total, 1), "load": load()})
+                if s == HOME:   # no lease of its own: only the alias Services and monitoring
+                    continue
+                lease = bespoke_in(stack_of, s, 99)
+                kube.request("PATCH", f"/apis/apps/v1/namespaces/{namespace}/deployments/{lease}",
+                             params={"fieldManager": "kubectl-edit"},
+                             data=json.dumps({"spec": {"template": {"metadata": {"labels": {"hand": "edited"}}}}}),
+                             headers={"Content-Type": "application/strategic-merge-patch+json"})
+                exported = tmp / f"state-{s}.json"
+                export = pulumi("stack", "export", "--stack", s, "--file", str(exported)).row()
+                drift_s, out = timed([*TMS, "drift", "--stack", s, "--state", str(exported)], repo, env)
+                drifted = out.split()
+                assert any(u.endswith(f"::{lease}:Deployment:{lease}") for u in drifted), drifted
+                refresh = pulumi("refresh", "--stack", s, *config, "--yes", "--skip-preview",
+                                 *[f"--target={u}" for u in drifted]).row()
+                up = pulumi("up", "--stack", s, *config, "--yes", "--skip-preview").row()
+                after_s, after = timed([*TMS, "drift", "--stack", s], repo, env)
+                assert after.split() == [], f"still drifted after the reconcile: {after}"
+                step = export["seconds"] + drift_s + refresh["seconds"] + up["seconds"]
+                total += step
+                report(f"{args.leases} reconcile {s}: export + tms drift + refresh --target + up",
+                       {"seconds": round(step, 1), "export_s": export["seconds"], "drift_s": drift_s,
+                        "drifted": len(drifted), "refresh": refresh, "up": up, "drift_again_s": after_s,
+                        "load": load()})
+                if args.refresh_too:
+                    report(f"{args.leases} reconcile {s} the old way (up --refresh)",
+                           pulumi("up", "--stack", s, *config, "--yes", "--skip-preview", "--refresh").row())
+            report(f"{args.leases} reconcile of {len(deployed)} stacks (moves + per stack)",
+                   {"seconds": round(total, 1), "load": load()})
     finally:
         cp.stop()
 
@@ -221,7 +246,10 @@ def main() -> None:
     ap.add_argument("--deploy", type=int, default=None, metavar="K",
                     help="create only the first K shard stacks (default: all, then the home stack)")
     ap.add_argument("--edits", type=int, default=2, help="one-lease deploys to time")
-    ap.add_argument("--reconcile", action="store_true", help="time `pulumi up --refresh` of every deployed stack")
+    ap.add_argument("--reconcile", action="store_true",
+                    help="time deploy.yml's whole-stack run of every deployed stack (tms drift, refresh --target, up)")
+    ap.add_argument("--refresh-too", action="store_true",
+                    help="with --reconcile, also time `pulumi up --refresh` of each stack (the reconcile before tms drift)")
     ap.add_argument("--no-engine", action="store_true", help="the file-side steps only (no control plane)")
     ap.add_argument("--json", type=Path, help="append one JSON line per measurement here")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
