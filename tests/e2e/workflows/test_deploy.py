@@ -7,7 +7,7 @@ One fleet's afternoon, in order:
 2. the merge (a push to main) runs deploy.yml: the cluster holds what `tms render` of main says,
    and the stack records the deployed commit;
 3. a rendered Deployment and Service are changed by hand; the hourly schedule's run of deploy.yml
-   puts them back (its `pulumi up --refresh`);
+   puts them back (`tms drift` finds them, `pulumi refresh --target` reads them back, `pulumi up`);
 4. one lease passes its expiry; prune.yml's scheduled run deletes its file, pushes to main and
    calls deploy.yml (workflow_call, for the pushed commit): the lease's objects are gone.
 And prune's workflow_dispatch in PR mode without PRUNE_TOKEN fails at its first step.
@@ -120,7 +120,11 @@ def test_review_deploy_drift_and_prune_through_the_workflow_files(
                         secrets=cluster.secrets, env=cluster.runner_env)
     times["deploy (schedule)"] = reconcile.seconds
     assert reconcile.job_result("deploy", "up") == "succeeded", reconcile.tail()
-    # `pulumi up --refresh`: every object is read back from the cluster before the update
+    # `tms drift` found the two objects changed by hand (and nothing else), `pulumi refresh
+    # --target` read those back, and the up put them back
+    assert "drift not listed" not in reconcile.log and "tms drift: 2 of " in reconcile.log, reconcile.tail()
+    assert f"drift: Deployment/{namespace}/speech: " in reconcile.log
+    assert f"drift: Service/{namespace}/speech: " in reconcile.log
     assert "Deployment:speech refreshing" in reconcile.log and "Service:speech refreshing" in reconcile.log
     live = assert_server_holds(kube, rendered)
     assert [k for k in rendered if live[k]["metadata"]["uid"] != uids[k]] == [], "repaired by replacing"
