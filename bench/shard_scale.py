@@ -212,7 +212,8 @@ def with_engine(args: argparse.Namespace, tmp: Path, report: Any) -> None:
                 lease = bespoke_in(stack_of, s, 99)
                 kube.request("PATCH", f"/apis/apps/v1/namespaces/{namespace}/deployments/{lease}",
                              params={"fieldManager": "kubectl-edit"},
-                             data=json.dumps({"spec": {"template": {"metadata": {"labels": {"hand": "edited"}}}}}),
+                             data=json.dumps({"spec": {"template": {"spec": {"containers": [
+                                 {"name": "triton", "image": "registry.example.com/hand-edited:1"}]}}}}),
                              headers={"Content-Type": "application/strategic-merge-patch+json"})
                 exported = tmp / f"state-{s}.json"
                 export = pulumi("stack", "export", "--stack", s, "--file", str(exported)).row()
