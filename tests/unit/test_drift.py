@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import copy_example
-from tms_stack.commands.drift import desired_objects, find_drift
+from tms_stack.commands.drift import desired_objects, find_drift, state_urns
 from tms_stack.logic.drift import compare, differences, quantity_equal
+from tms_stack.models.diagnostics import TmsError
 
 NOW = datetime(2026, 11, 22, tzinfo=UTC)
 
@@ -127,3 +128,17 @@ def test_compare_keeps_the_rendered_order_and_ignores_objects_it_did_not_render(
     drifted = compare([b, a], live)
     assert [d.urn for d in drifted] == ["urn:b", "urn:a"]
     assert drifted[1].reasons == (".data.k: rendered 'v', live 'w'",)
+
+
+def test_the_state_file_limits_the_urns_to_those_the_stack_holds(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    state.write_text('{"version": 3, "deployment": {"resources": [{"urn": "urn:a"}, {"urn": "urn:b"}, {"type": "x"}]}}')
+    assert state_urns(state) == {"urn:a", "urn:b"}
+    state.write_text('{"version": 3, "deployment": {}}')           # a stack never deployed
+    assert state_urns(state) == set()
+    for text in ("not json", '{"checkpoint": {}}', "[]"):
+        state.write_text(text)
+        with pytest.raises(TmsError, match="not a `pulumi stack export` document"):
+            state_urns(state)
+    with pytest.raises(TmsError, match="--state .*missing.json"):
+        state_urns(tmp_path / "missing.json")
