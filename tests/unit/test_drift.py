@@ -116,6 +116,8 @@ def test_a_sharded_fleet_compares_each_stacks_own_objects(tmp_path: Path) -> Non
     assert shard_objects and all(u.startswith("urn:pulumi:example-b::") for u, _, _ in shard_objects)
     assert {k for _, k, _ in all_objects} >= {k for _, k, _ in home_objects} | {k for _, k, _ in shard_objects}
     assert len(all_objects) == len({u for u, _, _ in all_objects}), "one URN per object"
+    # a shard renders only its own groups, and they are what the whole fleet's rendering gives it
+    assert shard_objects == [e for e in all_objects if e[0].startswith("urn:pulumi:example-b::")]
 
 
 def test_compare_keeps_the_rendered_order_and_ignores_objects_it_did_not_render() -> None:

@@ -48,7 +48,9 @@ def desired_objects(root: Path, stack: str | None, now: datetime | None = None,
     registers; `all_stacks`: of every stack of its fleet (each URN names its own stack)."""
     root = root.resolve()
     project = project_name(root)
-    fleet = render_fleet(root, stack, now)
+    # A shard stack renders only its own groups (as its program does); the home stack's alias
+    # Services need every lease.
+    fleet = render_fleet(root, stack, now, only=None if all_stacks else stack)
     ref = fleet.stack
     stacks = ref.members if all_stacks else [ref.name]
     out = []
