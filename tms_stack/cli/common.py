@@ -199,6 +199,18 @@ def fail(message: str, code: int = EXIT_USAGE, **data: Any) -> NoReturn:
     raise typer.Exit(code)
 
 
+def write_out(out: Path | None, text: str) -> None:
+    """`text` into the `--out` FILE, or onto stdout without one; a file that cannot be written is
+    a one-line error."""
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        out.write_text(text)
+    except OSError as exc:
+        fail(f"--out {out}: {exc.strerror or exc}")
+
+
 # --- the central handler ---------------------------------------------------------------------------
 
 def _one_line(text: str, limit: int = 3) -> str:

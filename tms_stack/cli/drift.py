@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from tms_stack.cli.app import parse_now
-from tms_stack.cli.common import RootOpt, StackOpt, fail, require_stack, resolve_root
+from tms_stack.cli.common import RootOpt, StackOpt, require_stack, resolve_root, write_out
 from tms_stack.commands.drift import find_drift, state_urns
 
 # Reasons shown per drifted object on stderr, and objects listed before "... and N more".
@@ -48,11 +48,4 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"drift: ... and {len(report.drifted) - SHOWN} more", err=True)
         typer.echo(f"tms drift: {len(report.drifted)} of {report.compared} objects of "
                    f"{', '.join(report.stacks)} drifted", err=True)
-        lines = "".join(u + "\n" for u in report.urns if held is None or u in held)
-        if out:
-            try:
-                out.write_text(lines)
-            except OSError as exc:
-                fail(f"--out {out}: {exc.strerror or exc}")
-        else:
-            typer.echo(lines, nl=False)
+        write_out(out, "".join(u + "\n" for u in report.urns if held is None or u in held))

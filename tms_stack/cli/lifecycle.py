@@ -22,6 +22,7 @@ from tms_stack.cli.common import (
     require_stack,
     resolve_root,
     stack_settings,
+    write_out,
 )
 from tms_stack.commands.plan import build_plan, render_markdown
 from tms_stack.commands.prune import DEFAULT_SCRAPE, decide, telemetry_source
@@ -163,10 +164,7 @@ def register(app: typer.Typer) -> None:
             if as_format(output) is OutputFormat.json:
                 lines = json.dumps({"whole_stack": t.whole_stack, "reason": t.reason, "groups": t.groups,
                                     "urns": t.urns}, indent=2, sort_keys=True) + "\n"
-            if out:
-                out.write_text(lines)
-            else:
-                typer.echo(lines, nl=False)
+            write_out(out, lines)
             return
 
         # git's own message (e.g. an unknown --base) reaches the user through the central handler.
@@ -177,13 +175,7 @@ def register(app: typer.Typer) -> None:
             text = json.dumps(dataclasses.asdict(result), indent=2, sort_keys=True, default=str) + "\n"
         else:
             text = render_markdown(result)
-        if out:
-            try:
-                out.write_text(text)
-            except OSError as exc:
-                fail(f"--out {out}: {exc.strerror or exc}")
-        else:
-            typer.echo(text, nl=False)
+        write_out(out, text)
 
 
 def prune_json(result, message: str, dry_run: bool) -> dict:  # type: ignore[no-untyped-def]

@@ -35,6 +35,7 @@ from tms_stack.render import RenderGroup, all_objects, object_key, render_reposi
 from tms_stack.repo.basetree import base_tree
 from tms_stack.repo.loader import Repository, load_repository
 from tms_stack.repo.lockfile import read_lock, shared_reads
+from tms_stack.repo.parsecache import persistent
 from tms_stack.repo.stack import load_stack_settings, stack_names
 from tms_stack.rules import Base, LeaseRuleMemo
 from tms_stack.rules.budgets import fmt_gpus, lease_gpus, owner_totals
@@ -177,7 +178,7 @@ def _build(root: Path, base: str, stack: str | None, now: datetime | None, base_
         except subprocess.CalledProcessError:
             head_sha = ""
     plan = Plan(base=base, head_sha=head_sha, base_sha=_base_sha(root, base) if base_dir is None else "")
-    with (base_tree(root, base, keep=bool(reader and reader.use_disk)) if base_dir is None
+    with (base_tree(root, base, keep=reader is not None and persistent()) if base_dir is None
           else contextlib.nullcontext(base_dir.resolve())) as base_root:
         read = reader.read if reader else None
         with gc_paused():

@@ -33,6 +33,7 @@ from tms_stack.render import object_key
 from tms_stack.render.urns import child_urn, component_urn, stack_prefix, type_token
 from tms_stack.repo.basetree import base_tree
 from tms_stack.repo.lockfile import read_lock, shared_reads
+from tms_stack.repo.parsecache import persistent
 from tms_stack.repo.stack import resolve_stack, stack_names
 from tms_stack.repo.yamlio import parse_file
 from tms_stack.rules import LeaseRuleMemo
@@ -110,7 +111,7 @@ def compute_targets(root: Path, base: str, stack: str | None = None, now: dateti
         repo = checked(root, now, read, memo)  # a work tree that does not pass is the user's error
         ref = resolve_stack(root, stack)
         scope = ref.members if stack == ref.home else [stack]
-        with base_tree(root, base, keep=bool(reader and reader.use_disk)) as base_root:
+        with base_tree(root, base, keep=reader is not None and persistent()) as base_root:
             if not (base_root / f"Pulumi.{ref.home}.yaml").exists():
                 return _whole(scope, project, f"the base {base} has no Pulumi.{ref.home}.yaml")
             try:

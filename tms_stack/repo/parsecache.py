@@ -163,9 +163,6 @@ class ParseCache:
     def __init__(self, folder: Path | None = None, load: ReadFn | None = None, use_disk: bool = True):
         self.folder = folder or cache_dir()
         self._load = load or load_file
-        # Whether anything may outlive the command (TMS_CACHE=memory: no); also decides whether
-        # a base revision's checkout is kept between commands (repo/basetree.py).
-        self.use_disk = use_disk
         self.key = _key(self.folder) if use_disk else None
         self.stored: dict[EntryKey, Entry] = {}
         if self.key is not None:
@@ -226,4 +223,4 @@ def reader(cache: bool = True) -> ParseCache | None:
     a runner shared with pull requests' code is not one a deploy should read)."""
     if not (cache and enabled()):
         return None
-    return ParseCache(use_disk=os.environ.get("TMS_CACHE", "").strip().lower() != "memory")
+    return ParseCache(use_disk=persistent())

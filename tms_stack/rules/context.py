@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
 from tms_stack.logic.resolve import EffectiveResources, effective_resources
@@ -93,7 +94,6 @@ class Ctx:
         self.pools_by_name = {p.name: p for p in repo.all_pools()}
         self.invalid_pool_names = {stem.lower() for stem in repo.invalid_pools}
         self._stack_defaults: list[StackDefault] | None = None
-        self._default_class: tuple[str | None] | None = None
 
     @property
     def stack_defaults(self) -> list[StackDefault]:
@@ -102,14 +102,12 @@ class Ctx:
             self._stack_defaults = stack_defaults(self.repo)
         return self._stack_defaults
 
-    @property
+    @cached_property  # asked once per lease
     def default_class(self) -> str | None:
         """The one default class every stack agrees on (None when they differ or set none):
         what budgets count a Triton without a class of its own as."""
-        if self._default_class is None:
-            classes = {d.node_class for d in self.stack_defaults}
-            self._default_class = (classes.pop() if len(classes) == 1 else None,)  # asked once per lease
-        return self._default_class[0]
+        classes = {d.node_class for d in self.stack_defaults}
+        return classes.pop() if len(classes) == 1 else None
 
     def at(self, loaded: Loaded, path: tuple[Any, ...], rule: str, message: str,
            severity: Severity = Severity.ERROR) -> Diagnostic:
