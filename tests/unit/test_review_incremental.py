@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -23,6 +23,7 @@ from tms_stack.commands.admin_changes import changed_files_git
 from tms_stack.commands.check import check_loaded, load_base, run_check
 from tms_stack.commands.plan import build_plan, render_markdown
 from tms_stack.logic.pool_lock import compute
+from tms_stack.repo.answers import Answers
 from tms_stack.repo.basetree import checkout_scratch
 from tms_stack.repo.loader import load_repository
 from tms_stack.repo.lockfile import read_lock, write_lock
@@ -32,6 +33,9 @@ from tms_stack.rules import LeaseRuleMemo
 NOW = datetime(2026, 11, 22, tzinfo=UTC)
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@example.com"}
+# Times after NOW a kept answer is asked about: the example's leases expire between 2026-12 and
+# 2027-03 (the minimum and maximum lifetimes move those instants by days to a year).
+LATER = [timedelta(0), timedelta(minutes=5), timedelta(days=9), timedelta(days=40), timedelta(days=400)]
 LEASES = ["chat-embed", "chat-small", "fraud-detector", "image-classifier", "ranker", "text-ensemble"]
 
 
@@ -122,22 +126,24 @@ def _plan(repo: Path, cache: bool) -> tuple[str, str]:
     return render_markdown(plan), json.dumps(dataclasses.asdict(plan), sort_keys=True, default=str)
 
 
-def _check(repo: Path, base_root: Path, cache: ParseCache | None) -> list[str]:
+def _check(repo: Path, base_root: Path, cache: ParseCache | None, now: datetime = NOW,
+           answers: Answers | None = None) -> list[str]:
     """The head judged against the base, then the base itself (as `tms plan` checks them: with the
-    cache, the base's check reuses the head's per-lease findings)."""
+    cache, the base's check reuses the head's per-lease findings; with `answers`, both answers may
+    come from an earlier command's, repo/answers.py)."""
     read = cache.read if cache else None
     memo = LeaseRuleMemo() if cache else None
     base = load_base(repo, base_root, "main", changed_files_git(repo, "main"), read=read)
-    head = run_check(repo, NOW, base=base, read=read, memo=memo)
-    before = check_loaded(base.repo, NOW, memo=memo)
+    head = run_check(repo, now, base=base, read=read, memo=memo, answers=answers)
+    before = check_loaded(base.repo, now, memo=memo, answers=answers)
     return [f"{d.location()} {d.severity} {d.rule} {d.message}" for r in (head, before) for d in r.all()] + [
         str(head.exit_code), str(before.exit_code)]
 
 
 @settings(max_examples=int(os.environ.get("TMS_PROPERTY_EXAMPLES", "25")), deadline=None,
           suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(changes, min_size=1, max_size=4))
-def test_incremental_review_equals_a_full_one(edits: list[Change]) -> None:
+@given(st.lists(changes, min_size=1, max_size=4), st.sampled_from(LATER))
+def test_incremental_review_equals_a_full_one(edits: list[Change], later: timedelta) -> None:
     with tempfile.TemporaryDirectory(prefix="tms-incremental-") as tmp:
         repo = copy_example(Path(tmp) / "repo")
         git(repo, "init", "-q", "-b", "main")
@@ -158,6 +164,18 @@ def test_incremental_review_equals_a_full_one(edits: list[Change]) -> None:
             warm = ParseCache()
             warm_check = _check(repo, base_root, warm)
             assert warm.misses == 0 and warm.hits > 0
+            # Both checks' answers kept at NOW (repo/answers.py) are read back by the same checks,
+            # and a check at another time uses them only where no expiry lies between.
+            first = Answers(ParseCache())
+            _check(repo, base_root, first.cache, answers=first)
+            kept = Answers(ParseCache())
+            kept_check = _check(repo, base_root, kept.cache, answers=kept)
+            assert first.misses == 2 and kept.hits == 2 and kept.misses == 0, (first.misses, kept.hits, kept.misses)
+            full_later = _check(repo, base_root, None, NOW + later)
+            later_cache = ParseCache()
+            kept_later = _check(repo, base_root, later_cache, NOW + later, Answers(later_cache))
     assert cold_plan == full_plan
     assert warm_plan == full_plan
     assert warm_check == full_check
+    assert kept_check == full_check
+    assert kept_later == full_later

@@ -19,6 +19,7 @@ from tms_stack import __version__
 from tms_stack.cli.common import TmsGroup, _remember_output, as_format, walk_up_to_root
 from tms_stack.commands.admin_changes import changed_files_git
 from tms_stack.commands.check import FORMATTERS, load_base, parse_cache, run_check
+from tms_stack.repo.answers import answers_for
 from tms_stack.repo.basetree import base_tree
 from tms_stack.repo.parsecache import persistent
 from tms_stack.rules.context import BASE_REF
@@ -165,7 +166,7 @@ def check(
                 raise typer.BadParameter(f"{base}: not a commit of the repository at {root}", param_hint="--base")
             tree = scope.enter_context(base_tree(root, base, keep=cache is not None and persistent()))
             judged = load_base(root.resolve(), tree, base, changed_files_git(root, base), read=read)
-        result = run_check(root, parse_now(now), only, progress, judged, read=read)
+        result = run_check(root, parse_now(now), only, progress, judged, read=read, answers=answers_for(cache))
     if cache:
         cache.save()
     for kind, file in reports:

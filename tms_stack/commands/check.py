@@ -7,15 +7,17 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tms_stack.commands.admin_changes import changed_files_between
 from tms_stack.logic.memo import shared_answers
 from tms_stack.models.diagnostics import UNREADABLE_RULES, Diagnostic, ExitCode, Severity
+from tms_stack.repo.answers import Answers
 from tms_stack.repo.loader import Repository, load_repository
 from tms_stack.repo.parsecache import ParseCache, ReadFn, reader
 from tms_stack.rules import Base, LeaseRuleMemo, check_repository
+from tms_stack.rules.leases import expiry_instants
 
 GITHUB_MAX_PER_SEVERITY = 10  # GitHub shows 10 errors + 10 warnings per step
 JSON_SCHEMA_VERSION = 1
@@ -82,22 +84,44 @@ def load_base(root: Path, base_dir: Path, label: str,
 
 def run_check(root: Path, now: datetime | None = None, only: list[str] | None = None,
               progress: Callable[[int, int], None] | None = None, base: Base | None = None,
-              read: ReadFn | None = None, memo: LeaseRuleMemo | None = None) -> CheckResult:
+              read: ReadFn | None = None, memo: LeaseRuleMemo | None = None,
+              answers: Answers | None = None) -> CheckResult:
     """Check the repository at `root`. `only` limits the report to those files (rules still see all).
     `base`: the revision a pull request is judged against (rules/__init__.py says what changes).
     `read`: how one file is read (repo/parsecache.py: from the parse cache); `memo`: per-lease
-    findings shared with another check of the same review (rules/__init__.py LeaseRuleMemo)."""
+    findings shared with another check of the same review (rules/__init__.py LeaseRuleMemo);
+    `answers`: whole answers kept between commands (repo/answers.py; only with `read` its cache's)."""
     with gc_paused(), shared_answers():
         repo = load_repository(root, progress=progress, read=read)
-        return check_loaded(repo, now, only, base, memo)
+        return check_loaded(repo, now, only, base, memo, answers)
+
+
+def _rules(repo: Repository, now: datetime | None, base: Base | None, memo: LeaseRuleMemo | None,
+           answers: Answers | None) -> list[Diagnostic]:
+    """check_repository's answer, kept (repo/answers.py) when `answers` is given."""
+    if answers is None:
+        return check_repository(repo, now, base, memo)
+    now = now or datetime.now(UTC)
+    key = answers.key(repo, base)
+    found = answers.get(key, now)
+    if found is None:
+        found = check_repository(repo, now, base, memo)
+        try:
+            # Invalid policies stop the check before any rule reads the time.
+            instants = [] if repo.invalid_policies else expiry_instants(repo)
+        except (ValueError, TypeError):
+            instants = None  # a duration the rules could not read either: nothing kept
+        answers.put(key, now, instants, found)
+    return found
 
 
 def check_loaded(repo: Repository, now: datetime | None = None, only: list[str] | None = None,
-                 base: Base | None = None, memo: LeaseRuleMemo | None = None) -> CheckResult:
+                 base: Base | None = None, memo: LeaseRuleMemo | None = None,
+                 answers: Answers | None = None) -> CheckResult:
     """`run_check` of a repository already loaded (`tms plan` checks the base only when it needs
     to know whether the base passes)."""
     with gc_paused(), shared_answers():
-        found = check_repository(repo, now, base, memo)
+        found = _rules(repo, now, base, memo, answers)
     loaded = set(repo.diagnostics)
     read_by_rules = {d for d in found if d.rule in UNREADABLE_RULES and d not in loaded}
     diags = [d for d in found if d not in read_by_rules]

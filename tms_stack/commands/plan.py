@@ -32,6 +32,7 @@ from tms_stack.logic.resolve import effective_lease
 from tms_stack.models.diagnostics import Severity
 from tms_stack.models.nodeclass import WHOLE_GPU
 from tms_stack.render import RenderGroup, all_objects, object_key, render_repository
+from tms_stack.repo.answers import answers_for
 from tms_stack.repo.basetree import base_tree
 from tms_stack.repo.loader import Repository, load_repository
 from tms_stack.repo.lockfile import read_lock, shared_reads
@@ -189,7 +190,9 @@ def _build(root: Path, base: str, stack: str | None, now: datetime | None, base_
         # this change adds or edits is an error expired, a warning short-lived.
         label = base if BASE_REF.fullmatch(base) else "origin/main"
         memo = LeaseRuleMemo() if reader else None
-        head: CheckResult = run_check(root, now, base=Base(base_repo, label, tuple(files)), read=read, memo=memo)
+        answers = answers_for(reader)
+        head: CheckResult = run_check(root, now, base=Base(base_repo, label, tuple(files)), read=read, memo=memo,
+                                      answers=answers)
         if reader:
             reader.save()
         for d in head.all():
@@ -227,7 +230,7 @@ def _build(root: Path, base: str, stack: str | None, now: datetime | None, base_
         if head.exit_code == 0:
             # Whether the base passes decides only what the objects are compared with: checked
             # here, never when the pull request fails its own check.
-            before = check_loaded(base_repo, now, memo=memo)
+            before = check_loaded(base_repo, now, memo=memo, answers=answers)
             try:
                 # Every stack (or the one asked for): a second stack file used to empty the diff.
                 stacks: list[str | None] = [stack] if stack else list(stack_names(root)) or [None]

@@ -12,17 +12,19 @@ from tms_stack.logic.memo import shared_answers
 from tms_stack.models.diagnostics import PolicyFindings, UnreadableInput
 from tms_stack.render import Only, RenderGroup, render_repository
 from tms_stack.render.shards import Assignment, assign_models
+from tms_stack.repo.answers import Answers, answers_for
 from tms_stack.repo.loader import Repository
 from tms_stack.repo.lockfile import read_lock
-from tms_stack.repo.parsecache import ReadFn
+from tms_stack.repo.parsecache import ReadFn, reader
 from tms_stack.repo.stack import StackRef, load_stack_settings, resolve_stack
 from tms_stack.rules import LeaseRuleMemo
 
 
-def checked(root: Path, now: datetime | None, read: ReadFn | None = None, memo: LeaseRuleMemo | None = None) -> Repository:
+def checked(root: Path, now: datetime | None, read: ReadFn | None = None, memo: LeaseRuleMemo | None = None,
+            answers: Answers | None = None) -> Repository:
     """The repository at `root`, loaded and checked; PolicyFindings/UnreadableInput when it fails
-    (a rendering never starts from files `tms check` refuses). `read`, `memo`: as run_check's."""
-    result = run_check(root, now, read=read, memo=memo)
+    (a rendering never starts from files `tms check` refuses). `read`, `memo`, `answers`: as run_check's."""
+    result = run_check(root, now, read=read, memo=memo, answers=answers)
     if result.exit_code != 0:
         error = UnreadableInput if result.unreadable else PolicyFindings
         kind = "unreadable input" if result.unreadable else "policy violations"
@@ -30,11 +32,21 @@ def checked(root: Path, now: datetime | None, read: ReadFn | None = None, memo: 
     return result.repo
 
 
+def checked_cached(root: Path, now: datetime | None) -> Repository:
+    """`checked` through the parse cache and the kept answers, as `tms check` reads (docs/review.md):
+    a rendering of files a check or an earlier rendering read parses and checks nothing again."""
+    cache = reader()
+    repo = checked(root, now, cache.read if cache else None, answers=answers_for(cache))
+    if cache:
+        cache.save()
+    return repo
+
+
 def render_root(root: Path, stack: str | None = None, now: datetime | None = None) -> list[RenderGroup]:
     # The collector off for the render too: it allocates ~80 objects' worth of dicts per lease and
     # frees none of them before the caller is done (issue 27; commands/check.py gc_paused).
     with gc_paused(), shared_answers():   # the check's effective values serve the render too
-        repo = checked(root, now)
+        repo = checked_cached(root, now)
         settings = load_stack_settings(root, stack)
         return render_repository(repo, settings, read_lock(root), now)
 
@@ -59,7 +71,7 @@ def render_fleet(root: Path, stack: str | None = None, now: datetime | None = No
     whose groups alone are rendered, for its program (at 10,000 leases in 10 shards, a tenth of
     the rendering); `groups` then holds those only."""
     with gc_paused(), shared_answers():
-        return fleet_of(checked(root, now), root, resolve_stack(root, stack), now, shard=only)
+        return fleet_of(checked_cached(root, now), root, resolve_stack(root, stack), now, shard=only)
 
 
 def fleet_of(repo: Repository, root: Path, ref: StackRef, now: datetime | None = None,

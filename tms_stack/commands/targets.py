@@ -31,6 +31,7 @@ from tms_stack.logic.memo import shared_answers
 from tms_stack.models.diagnostics import TmsError
 from tms_stack.render import object_key
 from tms_stack.render.urns import child_urn, component_urn, stack_prefix, type_token
+from tms_stack.repo.answers import answers_for
 from tms_stack.repo.basetree import base_tree
 from tms_stack.repo.lockfile import read_lock, shared_reads
 from tms_stack.repo.parsecache import persistent
@@ -107,15 +108,16 @@ def compute_targets(root: Path, base: str, stack: str | None = None, now: dateti
     reader = parse_cache(cache)
     read = reader.read if reader else None
     memo = LeaseRuleMemo() if reader else None
+    answers = answers_for(reader)
     with shared_reads() if reader else contextlib.nullcontext(), gc_paused(), shared_answers():
-        repo = checked(root, now, read, memo)  # a work tree that does not pass is the user's error
+        repo = checked(root, now, read, memo, answers)  # a work tree that does not pass is the user's error
         ref = resolve_stack(root, stack)
         scope = ref.members if stack == ref.home else [stack]
         with base_tree(root, base, keep=reader is not None and persistent()) as base_root:
             if not (base_root / f"Pulumi.{ref.home}.yaml").exists():
                 return _whole(scope, project, f"the base {base} has no Pulumi.{ref.home}.yaml")
             try:
-                base_repo = checked(base_root, now, read, memo)
+                base_repo = checked(base_root, now, read, memo, answers)
                 base_ref = resolve_stack(base_root, ref.home)
             except TmsError as exc:
                 fleet_of(repo, root, ref, now)  # the work tree's own rendering error comes first

@@ -172,6 +172,9 @@ class ParseCache:
                 data = b""
             self.stored = (decode(data, self.key) or {}) if data else {}
         self.used: dict[EntryKey, Entry] = {}
+        # path -> the blob id of the bytes its answer came from ("" when they changed while read):
+        # what repo/answers.py keys a whole check's answer by.
+        self.blobs: dict[str, str] = {}
         self.hits = 0
         self.misses = 0
 
@@ -187,6 +190,7 @@ class ParseCache:
         if found is not None:
             self.hits += 1
             self.used[key] = found
+            self.blobs[str(path)] = key[0]
             return found
         self.misses += 1
         entry = self._load(path, display, kinds)
@@ -196,6 +200,7 @@ class ParseCache:
             same = False
         if same:  # changed while it was read: answer, but remember nothing about these bytes
             self.used[key] = entry
+        self.blobs[str(path)] = key[0] if same else ""
         return entry
 
     def save(self) -> bool:

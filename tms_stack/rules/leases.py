@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlparse
 
 from tms_stack.logic.resolve import effective_lease
 from tms_stack.models import Lease, units
 from tms_stack.models.diagnostics import Diagnostic, Severity
 from tms_stack.models.urimatch import best_match, internal_host_reason
-from tms_stack.repo.loader import Loaded
+from tms_stack.repo.loader import Loaded, Repository
 from tms_stack.rules.autoscaling import autoscaling_rules
 from tms_stack.rules.context import CLOCK_SKEW, Ctx
 from tms_stack.rules.resources import image_rule, resource_rules
@@ -44,10 +45,7 @@ def lease_rules(ctx: Ctx, stem: str, loaded: Loaded, now: datetime, arriving: bo
                      f"lease expired at {units.format_utc(spec.expires)}; the prune job will remove it "
                      "(renew with `tms lease renew`)", Severity.WARNING)
     else:
-        # Never above the default duration: a policy of short leases must not warn on every one.
-        dur = limits.leases.duration
-        minimum, said = min((units.parse_duration(dur.minimum), dur.minimum),
-                            (units.parse_duration(dur.default), dur.default), key=lambda pair: pair[0])
+        minimum, said, maximum = lifetimes(limits)
         if arriving and spec.expires - now < minimum:
             yield ctx.at(loaded, ("spec", "expires"), "lease.short-lived",
                          f"lease expires at {units.format_utc(spec.expires)}, less than the admin minimum lifetime "
@@ -55,7 +53,6 @@ def lease_rules(ctx: Ctx, stem: str, loaded: Loaded, now: datetime, arriving: bo
                          f"({ctx.policy_ref('Limits', ('spec', 'leases', 'duration', 'minimum'))}): it may expire "
                          f"before it is merged and deployed; renew it with `tms lease renew {lease.name}`",
                          Severity.WARNING)
-        maximum = units.parse_duration(limits.leases.duration.maximum)
         if spec.expires - now > maximum + CLOCK_SKEW:
             yield ctx.at(loaded, ("spec", "expires"), "lease.duration",
                          f"expires {units.format_utc(spec.expires)} is more than the admin maximum duration "
@@ -116,6 +113,29 @@ EXPIRES_FORMS = {
     "tag": "carries a tag (`!!timestamp`, `!!str`, ...)",
     "block": "is a block scalar (`|`, `|-`, `>`, `>-`)",
 }
+
+
+def lifetimes(limits: Any) -> tuple[timedelta, str, timedelta]:
+    """The shortest lifetime an arriving lease is not warned about (and how the policy says it),
+    and the longest any lease may have. Never above the default duration: a policy of short leases
+    must not warn on every one."""
+    dur = limits.leases.duration
+    minimum, said = min((units.parse_duration(dur.minimum), dur.minimum),
+                        (units.parse_duration(dur.default), dur.default), key=lambda pair: pair[0])
+    return minimum, said, units.parse_duration(dur.maximum)
+
+
+def expiry_instants(repo: Repository) -> list[datetime]:
+    """Every instant at which `lease_rules`' answer for a lease of `repo` can change: `now` enters a
+    check only through the three comparisons above (expired, short-lived, over the maximum), so an
+    answer computed at one time holds at any other with none of these between them, boundaries
+    included (repo/answers.py keeps answers for as long as that)."""
+    minimum, _, maximum = lifetimes(repo.limits.spec)
+    out: list[datetime] = []
+    for loaded in repo.leases.values():
+        expires = loaded.model.spec.expires  # type: ignore[attr-defined]
+        out += (expires, expires - minimum, expires - maximum - CLOCK_SKEW)
+    return sorted(out)
 
 
 def expires_form_message(form: str) -> str:
