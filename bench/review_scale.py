@@ -6,7 +6,11 @@ side by side on the same repository and the same change:
          folder by each command (the yardstick)
   cold   the parse cache empty and no kept base checkout (.git/tms-stack, repo/basetree.py): the
          check parses everything, writes the cache and checks the base out; the plan reuses both
-  warm   the base's files already in the cache and checked out (an earlier review of the same base)
+  warm   the same review again: the base's files in the cache and checked out, and both checks'
+         answers kept (repo/answers.py), as when a review is run twice
+  push   the pull request pushed again (a comment added to its lease, so its bytes are new) and
+         reviewed with everything the warm way has: the head's check runs its rules, the plan
+         reuses the check's answer and the base's
 
 Wall and CPU seconds (user + sys of the commands), median of --runs; the plan each way
 must be byte-identical to the full one's. --baseline PYTHON adds a column run with another
@@ -78,12 +82,14 @@ def one_size(leases: int, pools: int, runs: int, baseline: str | None, before: P
         changed = repo / "leases" / "lease-00001.yaml"
         changed.write_text(changed.read_text().replace("resources: {cpu: 4, gpu: 1}", "resources: {cpu: 5, gpu: 1}"))
         git("commit", "-qam", "one lease")
+        original = changed.read_text()
         print(f"generated {leases} leases, {pools} pools; the pull request changes {changed.name}", flush=True)
 
         ways: dict[str, tuple[str, dict[str, str] | None]] = {
             "full": (sys.executable, {"TMS_CACHE": "off"}),
             "cold": (sys.executable, None),
             "warm": (sys.executable, None),
+            "push": (sys.executable, None),
         }
         if baseline:
             ways["baseline"] = (baseline, {"TMS_CACHE": "off"})
@@ -93,7 +99,7 @@ def one_size(leases: int, pools: int, runs: int, baseline: str | None, before: P
         for r in range(runs):
             for way, (python, extra) in ways.items():
                 cache = Path(tmp) / f"cache-{way}"
-                warm_like = way in ("warm", "before")
+                warm_like = way in ("warm", "push", "before")
                 if way == "cold" or (warm_like and r == 0):
                     shutil.rmtree(cache, ignore_errors=True)
                 if way == "cold":
@@ -103,7 +109,12 @@ def one_size(leases: int, pools: int, runs: int, baseline: str | None, before: P
                     run_env.pop("PYTHONPATH", None)     # its own checkout's tms_stack, not this one
                 if warm_like and r == 0:
                     review(python, repo, run_env)   # an earlier review of the same base filled it
-                res = review(python, repo, run_env)
+                if way == "push":   # a new head each run; a comment leaves the plan as it was
+                    changed.write_text(original + f"# pushed again, run {r + 1}\n")
+                try:
+                    res = review(python, repo, run_env)
+                finally:
+                    changed.write_text(original)
                 results[way].append(res)
                 print(f"run {r + 1} {way}: check {res['check']:.2f} s + plan {res['plan']:.2f} s = "
                       f"{res['wall']:.2f} s wall, {res['cpu']:.2f} s CPU", flush=True)

@@ -39,7 +39,6 @@ from tms_stack.cli.tmsctl import (
 from tms_stack.commands.edits import node_class_option, parse_resources
 from tms_stack.logic.pool_lock import compute
 from tms_stack.models.diagnostics import TmsError
-from tms_stack.outside.backends import learn_backends
 from tms_stack.repo.loader import member_path
 from tms_stack.repo.lockfile import lock_at, read_lock, write_lock
 from tms_stack.rules.context import BASE_REF
@@ -116,6 +115,9 @@ def _learn(repo, previous):  # type: ignore[no-untyped-def]
     typer.echo(f"learning backends of {len(wanted)} model(s) from their config.pbtxt ...", err=True)
     def progress(done: int, total: int, uri: str, outcome: str) -> None:
         typer.echo(f"  [{done}/{total}] {uri}: {outcome}", err=True)
+
+    # Imported here: it brings requests (~0.1 s), which no other command of a `tms check` run needs.
+    from tms_stack.outside.backends import learn_backends
 
     learned, errors = learn_backends(wanted, repo.repositories.spec, progress)
     for uri, err in errors.items():
