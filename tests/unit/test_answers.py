@@ -129,6 +129,12 @@ def test_an_answer_is_not_used_across_an_expiry(example_repo: Path, cache: Path)
     after, kept = _check(example_repo, when + timedelta(minutes=1))
     assert kept.hits == 0 and after == _full(example_repo, when + timedelta(minutes=1)) != before
     assert any("lease.expired" in line and "ranker" in line for line in after)
+    # An answer computed on an instant holds at no other time, before or after it.
+    on, _ = _check(example_repo, when)
+    for moment in (when - timedelta(minutes=1), when + timedelta(seconds=1)):
+        found, kept = _check(example_repo, moment)
+        assert kept.hits == 0 and found == _full(example_repo, moment)
+    assert on != _check(example_repo, when - timedelta(minutes=1))[0]
 
 
 def test_a_foreign_or_tampered_answer_is_ignored(example_repo: Path, cache: Path,

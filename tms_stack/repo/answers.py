@@ -16,8 +16,9 @@ time in which it holds:
   check's every `open` and fails when a rule reads a file this list does not name);
 - the base: the same of its tree, how messages name it and the paths that differ;
 - the time: only `lease_rules` reads it, through three comparisons per lease
-  (rules/leases.py `expiry_instants`); an answer is used at another time only when none of those
-  instants lies between the two times.
+  (rules/leases.py `expiry_instants`); an answer is kept with the nearest instants before and after
+  the time it was computed at, and used only strictly between them (so never across an instant,
+  nor on one).
 
 As with the parse cache, nothing is trusted that could be wrong: each answer is a file in the parse
 cache's folder, authenticated with the same key (HMAC-SHA256 over its name and content), and
@@ -156,23 +157,27 @@ class Answers:
         if data[:head] != MAGIC or len(mac) != 32 or not hmac.compare_digest(mac, self._mac(key, payload)):
             return None
         try:
-            when, instants, found = pickle.loads(payload)
+            after, before, found = pickle.loads(payload)
         except Exception:  # noqa: BLE001 - authenticated yet unreadable: still never trusted
             return None
-        if not (isinstance(when, datetime) and isinstance(instants, list) and isinstance(found, list)):
+        if not (isinstance(found, list) and all(isinstance(t, datetime | None) for t in (after, before))):
             return None
-        low, high = min(when, now), max(when, now)
-        i = bisect.bisect_left(instants, low)
-        if i < len(instants) and instants[i] <= high:
+        if (after is not None and now <= after) or (before is not None and now >= before):
             return None  # the clock crossed an expiry, a minimum or a maximum since: it may differ
         return found
 
     def put(self, key: str | None, now: datetime, instants: list[datetime] | None,
             found: list[Diagnostic]) -> None:
-        """Keep `found`, computed at `now`. Never fails a command: an answer not kept is computed again."""
+        """Keep `found`, computed at `now`, for the times strictly between the nearest instants
+        before and after `now` (`instants` sorted). Never fails a command: an answer not kept is
+        computed again."""
         if key is None or instants is None:
             return
-        payload = pickle.dumps((now, instants, found), protocol=pickle.HIGHEST_PROTOCOL)
+        i = bisect.bisect_left(instants, now)
+        if i < len(instants) and instants[i] == now:
+            return  # on an instant: it holds at no other time
+        window = (instants[i - 1] if i else None, instants[i] if i < len(instants) else None)
+        payload = pickle.dumps((*window, found), protocol=pickle.HIGHEST_PROTOCOL)
         try:
             self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             write_atomic(self.folder / key, MAGIC + self._mac(key, payload) + payload)
