@@ -120,8 +120,8 @@ def check(
         "--base", metavar="REF", help="judge against this git ref of the repository (with --base-dir: only how "
         "messages name the base; default origin/main)")] = None,
     no_cache: Annotated[bool, typer.Option(
-        "--no-cache", help="parse every file, neither reading nor writing the parse cache (docs/review.md; "
-        "also TMS_CACHE=off)")] = False,
+        "--no-cache", help="parse every file and run every rule, neither reading nor writing the parse cache or "
+        "kept answers (docs/review.md; also TMS_CACHE=off)")] = False,
     report: Annotated[list[str] | None, typer.Option(
         "--report", metavar="FORMAT:FILE", help="also write the findings in FORMAT (text, github, json) to FILE, "
         "from the same check (repeatable; the trusted review writes all three at once)")] = None,

@@ -141,8 +141,9 @@ def register(app: typer.Typer) -> None:
                                               "checkout instead of from git at --base (--base is then only "
                                               "the label); scripts/trusted-review.sh uses it")] = None,
         no_cache: Annotated[bool, typer.Option(
-            "--no-cache", help="parse every file and render every group: no parse cache, no narrowing to the "
-                               "groups the change touches (docs/review.md; also TMS_CACHE=off)")] = False,
+            "--no-cache", help="parse every file, run every rule and render every group: no parse cache, no "
+                               "kept answers, no narrowing to the groups the change touches (docs/review.md; also "
+                               "TMS_CACHE=off)")] = False,
         output: OutputOpt = "text",
     ) -> None:
         """Markdown for the pull-request comment: what merging would change (-o json: the same as data).
