@@ -151,6 +151,16 @@ def test_a_foreign_or_tampered_answer_is_ignored(example_repo: Path, cache: Path
         path.write_bytes(data)
         found, kept = _check(example_repo)
         assert kept.hits == 0 and found == right
+    # A link (to a file that would hang a reader) or a FIFO in its place is not read.
+    path.unlink()
+    path.symlink_to("/dev/zero")
+    found, kept = _check(example_repo)
+    assert kept.hits == 0 and found == right
+    path.unlink()
+    os.mkfifo(path)
+    found, kept = _check(example_repo)
+    assert kept.hits == 0 and found == right
+    path.unlink()
     # A good answer copied under another key's name is not that key's answer.
     path.write_bytes(good)
     clean = example_repo.parent / "clean"

@@ -82,10 +82,19 @@ def _damaged(cache: Path, how: str) -> None:
         data[len(MAGIC)] ^= 0xFF        # the stamp of other code
     elif how == "not-a-pack":
         data = bytearray(b"hello")
+    elif how in ("link-to-a-device", "fifo"):
+        # Neither may hang the command: a link is not followed, nothing but a plain file is read.
+        path.unlink()
+        if how == "fifo":
+            os.mkfifo(path)
+        else:
+            path.symlink_to("/dev/zero")
+        return
     path.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("how", ["corrupted", "truncated", "empty", "foreign-version", "not-a-pack"])
+@pytest.mark.parametrize("how", ["corrupted", "truncated", "empty", "foreign-version", "not-a-pack",
+                                 "link-to-a-device", "fifo"])
 def test_a_damaged_or_foreign_pack_is_ignored(example_repo: Path, cache: Path, how: str) -> None:
     _warm(example_repo)
     _damaged(cache, how)

@@ -47,11 +47,12 @@ from tms_stack.models.diagnostics import Diagnostic
 from tms_stack.repo.atomic import WriteFailed, write_atomic
 from tms_stack.repo.loader import Repository
 from tms_stack.repo.lockfile import lock_path
-from tms_stack.repo.parsecache import ParseCache
+from tms_stack.repo.parsecache import ParseCache, read_regular
 
 MAGIC = b"tms-stack check answer 1\n"
 FOLDER = "answers"
 KEEP = 64
+MAX_BYTES = 64 << 20   # an answer is ~100 bytes a finding: a million findings is not an answer
 _NAME = re.compile(r"[0-9a-f]{64}")
 
 
@@ -140,10 +141,7 @@ class Answers:
         """The answer kept under `key` when it holds at `now`, else None."""
         if key is None:
             return None
-        try:
-            data = (self.folder / key).read_bytes()
-        except OSError:
-            data = b""
+        data = read_regular(self.folder / key, MAX_BYTES)
         found = self._decode(key, data, now) if data else None
         if found is None:
             self.misses += 1

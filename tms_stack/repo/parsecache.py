@@ -51,6 +51,7 @@ KEY_FILE = "key"
 # A run whose misses are at most this share of the files it read keeps the pack as it is: a
 # review of a small change must not pay for rewriting 10,000 entries it did not change.
 REWRITE_SHARE = 0.1
+MAX_PACK = 4 << 30   # ~2 KB a file: far above any fleet's pack
 
 Entry = tuple[Any, list[Any], list[Any]]       # (Loaded | None, unreadable, invalid), as load_file
 EntryKey = tuple[str, str, tuple[str, ...]]     # (blob id, display path, kinds the folder holds)
@@ -156,6 +157,20 @@ def decode(data: bytes, key: bytes) -> dict[EntryKey, Entry] | None:
     return entries if isinstance(entries, dict) else None
 
 
+def read_regular(path: Path, limit: int) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes, never through a link (b"" otherwise): a
+    FIFO, a device or a link to /dev/zero in the cache folder must not hang or exhaust a command."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return b""
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            return b""
+        return handle.read(limit + 1)
+
+
 class ParseCache:
     """One command's view of the cache: `read` is the loader's reader (load_repository(read=...)),
     shared by the base and the head so that the head reuses the base's answers in memory."""
@@ -166,10 +181,7 @@ class ParseCache:
         self.key = _key(self.folder) if use_disk else None
         self.stored: dict[EntryKey, Entry] = {}
         if self.key is not None:
-            try:
-                data = (self.folder / PACK).read_bytes()
-            except OSError:
-                data = b""
+            data = read_regular(self.folder / PACK, MAX_PACK)
             self.stored = (decode(data, self.key) or {}) if data else {}
         self.used: dict[EntryKey, Entry] = {}
         # path -> the blob id of the bytes its answer came from ("" when they changed while read):
