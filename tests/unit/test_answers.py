@@ -232,3 +232,49 @@ def test_a_check_reads_no_file_its_key_does_not_name(example_repo: Path, tmp_pat
     read = {p for p in opened if not p.startswith((package, sys.prefix, sys.base_prefix)) and not p.endswith(".pyc")}
     assert read, "the hook saw no file: the test would pass whatever the rules read"
     assert read <= named, sorted(read - named)
+
+
+TMS = [sys.executable, "-c", "from tms_stack.cli import main; main()"]  # this tree's CLI
+
+
+def test_the_plan_reuses_the_checks_answer_and_every_review_of_a_base_the_bases(
+        example_repo: Path, cache: Path) -> None:
+    """Through the CLI, as a review runs: `tms plan --base main` after `tms check --base main` keeps
+    one more answer (the base's), not two (the head's is the check's); a second review of the same
+    base keeps none; `tms render` of a checked tree keeps one (judged without a base). Each
+    output equals the one without any cache."""
+    git = lambda *a: subprocess.run(["git", *a], cwd=example_repo, check=True, capture_output=True,  # noqa: E731
+                                    env={**os.environ, **GIT_ENV})
+    git("init", "-q", "-b", "main")
+    git("add", "-A")
+    git("commit", "-qm", "base")
+    git("checkout", "-qb", "pr")
+    lease = example_repo / "leases" / "fraud-detector.yaml"
+    lease.write_text(lease.read_text().replace("gpu: 2,", "gpu: 3,"))
+    git("commit", "-qam", "one lease")
+    now = ["--now", "2026-11-22T00:00:00Z"]
+
+    def tms(*args: str, env: dict[str, str] | None = None) -> str:
+        out = subprocess.run([*TMS, *args], cwd=example_repo, capture_output=True, text=True, timeout=300,
+                             env={**os.environ, **(env or {})})
+        assert out.returncode in (0, 1), out.stdout + out.stderr
+        return out.stdout
+
+    check = tms("check", "--base", "main", *now)
+    assert len(_answer_files(cache)) == 1
+    plan = tms("plan", "--base", "main", *now)
+    assert len(_answer_files(cache)) == 2
+    assert tms("check", "--base", "main", *now) == check and tms("plan", "--base", "main", *now) == plan
+    assert len(_answer_files(cache)) == 2
+    off = {"TMS_CACHE": "off"}
+    assert tms("check", "--base", "main", *now, env=off) == check
+    assert tms("plan", "--base", "main", *now, env=off) == plan
+    out = example_repo.parent / "out"
+    rendered = tms("render", "--out", str(out), *now)
+    assert len(_answer_files(cache)) == 3
+    files = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    tms("render", "--out", str(out), *now)
+    assert len(_answer_files(cache)) == 3
+    plain = example_repo.parent / "plain"
+    assert tms("render", "--out", str(plain), *now, env=off) == rendered.replace(str(out), str(plain))
+    assert {p.relative_to(plain): p.read_bytes() for p in plain.rglob("*") if p.is_file()} == files
