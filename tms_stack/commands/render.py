@@ -36,10 +36,11 @@ def checked_cached(root: Path, now: datetime | None) -> Repository:
     """`checked` through the parse cache and the kept answers, as `tms check` reads (docs/review.md):
     a rendering of files a check or an earlier rendering read parses and checks nothing again."""
     cache = reader()
-    repo = checked(root, now, cache.read if cache else None, answers=answers_for(cache))
-    if cache:
-        cache.save()
-    return repo
+    try:
+        return checked(root, now, cache.read if cache else None, answers=answers_for(cache))
+    finally:
+        if cache:
+            cache.save()  # a refused rendering too: the run after the fix parses only what changed
 
 
 def render_root(root: Path, stack: str | None = None, now: datetime | None = None) -> list[RenderGroup]:
