@@ -1,7 +1,8 @@
 """scripts/trusted-review.sh on a generated fleet: wall time of the whole review and plan size.
 
 Base: the generated repository (N leases, P pools) with this tree's tms_stack/ and pyproject.toml;
-PR: the same plus 100 leases and a raised GPU maximum. The cached venv is warmed first (its
+PR: the same plus 100 leases and a raised GPU maximum (--change wide: every group is rendered), or
+one bespoke lease given one more CPU (--change one-lease: issue 27's review, as CI runs it). The cached venv is warmed first (its
 first build is reported separately: it is paid once per pyproject.toml per machine).
 Usage: .venv/bin/python bench/trusted_review.py [--leases N] [--pools P]
 """
@@ -41,6 +42,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--leases", type=int, default=10_000)
     ap.add_argument("--pools", type=int, default=50)
+    ap.add_argument("--change", choices=("wide", "one-lease"), default="wide")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         base = generate(Path(tmp) / "base", args.leases, args.pools)
@@ -50,7 +52,12 @@ def main() -> None:
         pr = Path(tmp) / "pr"
         shutil.copytree(ROOT / "tms_stack", base / "tms_stack", ignore=shutil.ignore_patterns("__pycache__"))
         shutil.copy2(ROOT / "pyproject.toml", base / "pyproject.toml")
-        for i in range(100):
+        if args.change == "one-lease":
+            changed = pr / "leases" / "lease-00001.yaml"
+            text = changed.read_text()
+            assert "resources: {cpu: 4, gpu: 1}" in text, "the generator's lease-00001 changed shape"
+            changed.write_text(text.replace("resources: {cpu: 4, gpu: 1}", "resources: {cpu: 5, gpu: 1}"))
+        for i in range(100 if args.change == "wide" else 0):
             name = f"extra-{i:03d}"
             (pr / "leases" / f"{name}.yaml").write_text(
                 f"apiVersion: tms-stack/v1\nkind: Lease\nmetadata:\n  name: {name}\n  owner: team-{i % 97:02d}\n"
@@ -58,16 +65,18 @@ def main() -> None:
                 "  expires: 2027-01-01T00:00:00Z\n")
         subprocess.run([sys.executable, "-c", "from tms_stack.cli import main; main()", "pool", "lock",
                         "--no-learn", "--root", str(pr)], check=True, capture_output=True)
-        limits = pr / "policies" / "limits.yaml"
-        limits.write_text(limits.read_text().replace("gpu: 4,", "gpu: 64,", 1))
-        print(f"generated {args.leases} leases, {args.pools} pools; PR: +100 leases, GPU maximum raised", flush=True)
+        if args.change == "wide":
+            limits = pr / "policies" / "limits.yaml"
+            limits.write_text(limits.read_text().replace("gpu: 4,", "gpu: 64,", 1))
+        what = "+100 leases, GPU maximum raised" if args.change == "wide" else "one lease given one more CPU"
+        print(f"generated {args.leases} leases, {args.pools} pools; PR: {what}", flush=True)
         secs, cpu, rc = review(base, base, Path(tmp) / "warm")
         print(f"base against itself (venv cached or built first): {secs:.1f} s wall, {cpu:.1f} s CPU (exit {rc})",
               flush=True)
         secs, cpu, rc = review(base, pr, Path(tmp) / "out")
         plan = (Path(tmp) / "out" / "plan.md").read_text()
         check = (Path(tmp) / "out" / "check.txt").read_text().strip().splitlines()
-        print(f"trusted review of {args.leases} + 100 leases: {secs:.1f} s wall, {cpu:.1f} s CPU "
+        print(f"trusted review of {args.leases} leases ({what}): {secs:.1f} s wall, {cpu:.1f} s CPU "
               f"(check exit {rc}: {check[-1] if check else ''}); plan.md {len(plan):,} characters (limit 65,536)")
 
 

@@ -31,6 +31,8 @@ TINY = {
     # the file-side steps only: the engine runs need the control plane (bench/RESULTS.md, "Sharded stacks")
     "shard_scale.py": (["--no-engine", "--leases", "30", "--shards", "3"], "tms plan --targets (one lease of bench-"),
 }
+# Other ways of the same scripts, each run tiny too.
+TINY_MORE = [("trusted_review.py", ["--leases", "20", "--pools", "2", "--change", "one-lease"], "one more CPU")]
 # Run through their own test at a small size: soak.py by tests/lifecycle/test_soak.py; user_waits.py's
 # table by tests/e2e/node/test_node_day.py (the script runs that test and prints what it measured).
 RUN_BY_A_TEST = {"soak.py", "user_waits.py"}
@@ -48,6 +50,14 @@ def test_every_script_is_covered() -> None:
 @pytest.mark.parametrize("script", sorted(TINY))
 def test_script_runs_at_a_tiny_size(script: str, tmp_path: Path) -> None:
     args, expect = TINY[script]
+    done = subprocess.run([sys.executable, str(BENCH / script), *args], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    assert expect in done.stdout, done.stdout[-2000:]
+
+
+@pytest.mark.parametrize(("script", "args", "expect"), TINY_MORE)
+def test_other_ways_run_at_a_tiny_size(script: str, args: list[str], expect: str, tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, str(BENCH / script), *args], cwd=tmp_path, capture_output=True,
                           text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
