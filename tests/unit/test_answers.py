@@ -27,15 +27,6 @@ GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COM
            "GIT_COMMITTER_EMAIL": "t@example.com"}
 
 
-@pytest.fixture
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("TMS_CACHE_DIR", str(folder))
-    monkeypatch.delenv("TMS_CACHE_KEY", raising=False)
-    monkeypatch.delenv("TMS_CACHE", raising=False)
-    return folder
-
-
 def _check(repo: Path, now: datetime = NOW) -> tuple[list[str], Answers]:
     pc = ParseCache()
     kept = Answers(pc)

@@ -20,15 +20,6 @@ from tms_stack.repo.parsecache import MAGIC, PACK, ParseCache, decode, encode, s
 TMS = [sys.executable, "-c", "from tms_stack.cli import main; main()"]  # this tree's CLI, wherever it is copied
 
 
-@pytest.fixture
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("TMS_CACHE_DIR", str(folder))
-    monkeypatch.delenv("TMS_CACHE_KEY", raising=False)
-    monkeypatch.delenv("TMS_CACHE", raising=False)
-    return folder
-
-
 def _findings(repo: Path, pc: ParseCache | None) -> list[str]:
     result = run_check(repo, None, read=pc.read if pc else None)
     return [f"{d.location()} {d.rule} {d.message}" for d in result.all()]

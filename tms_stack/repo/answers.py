@@ -37,17 +37,15 @@ import hmac
 import os
 import pickle
 import re
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tms_stack import __version__
 from tms_stack.models.diagnostics import Diagnostic
 from tms_stack.repo.atomic import WriteFailed, write_atomic
 from tms_stack.repo.loader import Repository
 from tms_stack.repo.lockfile import lock_path
-from tms_stack.repo.parsecache import ParseCache, read_regular
+from tms_stack.repo.parsecache import ParseCache, read_regular, stamp
 
 MAGIC = b"tms-stack check answer 1\n"
 FOLDER = "answers"
@@ -58,13 +56,9 @@ _NAME = re.compile(r"[0-9a-f]{64}")
 
 @functools.cache
 def code_stamp() -> bytes:
-    """Every file of the package that could change an answer, and what it runs on."""
-    import pydantic
-    import yaml
-
-    h = hashlib.sha256()
-    for part in (__version__, sys.version, pydantic.VERSION, yaml.__version__):
-        h.update(part.encode() + b"\0")
+    """Every file of the package that could change an answer, on top of the pack's stamp (the
+    versions it runs on, and the models and loader an entry depends on)."""
+    h = hashlib.sha256(stamp())
     package = Path(__file__).resolve().parents[1]
     for path in sorted(package.rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (".pyc", ".pyo"):
